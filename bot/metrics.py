@@ -1,0 +1,16 @@
+"""Prometheus metrics shared by the service, the workers and the model clients."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+DELIVERIES = Counter("ragcode_deliveries_total", "Webhook deliveries by event and outcome", ["event", "outcome"])
+QUEUE_DEPTH = Gauge("ragcode_queue_depth", "Jobs waiting in the queue")
+JOBS = Gauge("ragcode_jobs", "Jobs by state", ["state"])
+LLM_CALLS = Counter("ragcode_llm_calls_total", "Model calls by region and outcome", ["region", "outcome"])
+LLM_TOKENS = Counter("ragcode_llm_tokens_total", "Model tokens by region and direction", ["region", "direction"])
+LLM_LATENCY = Histogram("ragcode_llm_call_seconds", "Model call latency by region", ["region"])
+INDEX_SECONDS = Histogram(
+    "ragcode_index_seconds", "Duration of indexing runs", buckets=(1, 5, 15, 30, 60, 120, 300, 900, 1800, 3600)
+)
+ANSWER_SECONDS = Histogram("ragcode_answer_seconds", "Duration of /ragcode answers")

@@ -1,0 +1,46 @@
+"""The long-lived parts of one process: settings, store and (lazily) the models."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from bot.config import Settings
+from bot.embed import make_embedder
+from bot.embed.base import Embedder
+from bot.llm import make_text_model
+from bot.llm.base import TextModel
+from bot.store import make_store
+from bot.store.base import Store
+
+
+@dataclass
+class Runtime:
+    """Everything a command or a worker needs; models load on first use."""
+
+    settings: Settings
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @cached_property
+    def store(self) -> Store:
+        """The index store."""
+        with self._lock:
+            return make_store(self.settings)
+
+    @cached_property
+    def text_model(self) -> TextModel:
+        """The summarizer and generator."""
+        with self._lock:
+            return make_text_model(self.settings)
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        """The embedder."""
+        with self._lock:
+            return make_embedder(self.settings)
+
+    def close(self) -> None:
+        """Close the store if it was opened."""
+        if "store" in self.__dict__:
+            self.store.close()

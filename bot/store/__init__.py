@@ -1,0 +1,17 @@
+"""Index stores: one module per backend behind ``Store``."""
+
+from __future__ import annotations
+
+from bot.config import Settings
+from bot.store.base import Store
+
+
+def make_store(settings: Settings) -> Store:
+    """The store that ``RAGCODE_STORE`` names."""
+    if settings.store == "opensearch":
+        from bot.store.opensearch import OpenSearchStore
+
+        return OpenSearchStore(settings)
+    from bot.store.local import LocalStore
+
+    return LocalStore(settings.home / "index")
