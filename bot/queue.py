@@ -1,0 +1,276 @@
+"""A durable job queue in SQLite (WAL): deduplicated deliveries, serialized and coalesced jobs, retries."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    id TEXT PRIMARY KEY,
+    event TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    jobs TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    repo TEXT NOT NULL,
+    serial TEXT,
+    coalesce_key TEXT,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    delivery TEXT NOT NULL DEFAULT '',
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, not_before);
+CREATE INDEX IF NOT EXISTS jobs_coalesce ON jobs (coalesce_key, state);
+CREATE TABLE IF NOT EXISTS commands (
+    repo TEXT NOT NULL,
+    user TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS commands_at ON commands (repo, at);
+"""
+
+STATES = ("queued", "running", "parked", "done")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job to enqueue: ``serial`` jobs run one at a time; queued jobs with one ``coalesce`` key merge."""
+
+    kind: str
+    repo: str
+    payload: dict[str, Any]
+    serial: str | None = None
+    coalesce: str | None = None
+
+
+@dataclass
+class Job:
+    """A claimed job."""
+
+    id: int
+    kind: str
+    repo: str
+    payload: dict[str, Any]
+    attempts: int
+    delivery: str
+    deliveries: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """What became of a delivery: its job ids, and whether it was new."""
+
+    jobs: list[int]
+    new: bool
+
+
+def merge_payloads(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Coalesce two queued runs of one branch: the newer payload wins, a full run stays full."""
+    merged = {**old, **new}
+    merged["full"] = bool(old.get("full")) or bool(new.get("full"))
+    merged["deliveries"] = list(dict.fromkeys([*old.get("deliveries", []), *new.get("deliveries", [])]))
+    return merged
+
+
+class JobQueue:
+    """Jobs and deliveries in one SQLite file; safe to share between threads of one process."""
+
+    def __init__(self, path: Path, *, max_attempts: int = 5, backoff: float = 10.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self._local = threading.local()
+        self._db().executescript(SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+        return db
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db())
+
+    def enqueue(self, delivery: str, event: str, specs: Sequence[JobSpec]) -> Enqueued:
+        """Record a delivery and queue its jobs once; a redelivery returns the first one's jobs."""
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT jobs FROM deliveries WHERE id = ?", (delivery,)).fetchone()
+            if row is not None:
+                return Enqueued(json.loads(row[0]), new=False)
+            ids = [self._add(db, delivery, spec, now) for spec in specs]
+            db.execute(
+                "INSERT INTO deliveries (id, event, received_at, jobs) VALUES (?, ?, ?, ?)",
+                (delivery, event, now, json.dumps(ids)),
+            )
+            return Enqueued(ids, new=True)
+
+    def _add(self, db: sqlite3.Connection, delivery: str, spec: JobSpec, now: float) -> int:
+        payload = {**spec.payload, "deliveries": [delivery]}
+        if spec.coalesce is not None:
+            # Only the newest job of the key may absorb this one, so a later drop is never jumped over.
+            last = db.execute(
+                "SELECT id, state, payload, coalesce_key FROM jobs WHERE serial IS ? AND state != 'done'"
+                " ORDER BY id DESC LIMIT 1",
+                (spec.serial,),
+            ).fetchone()
+            if last is not None and last[1] == "queued" and last[3] == spec.coalesce:
+                merged = merge_payloads(json.loads(last[2]), payload)
+                db.execute("UPDATE jobs SET payload = ?, updated_at = ? WHERE id = ?", (json.dumps(merged), now, last[0]))
+                return last[0]
+        cursor = db.execute(
+            "INSERT INTO jobs (kind, repo, serial, coalesce_key, payload, state, created_at, updated_at, delivery)"
+            " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+            (spec.kind, spec.repo, spec.serial, spec.coalesce, json.dumps(payload), now, now, delivery),
+        )
+        return int(cursor.lastrowid)
+
+    def add(self, spec: JobSpec, origin: str = "") -> int:
+        """Queue a job that no delivery carries (e.g. a re-index a command asked for)."""
+        with self._tx() as db:
+            return self._add(db, origin, spec, time.time())
+
+    def claim(self) -> Job | None:
+        """Take the oldest runnable job whose serial key is not running, and mark it running."""
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT id, kind, repo, payload, attempts, delivery FROM jobs j"
+                " WHERE state = 'queued' AND not_before <= ?"
+                " AND (serial IS NULL OR NOT EXISTS"
+                "      (SELECT 1 FROM jobs r WHERE r.state = 'running' AND r.serial = j.serial))"
+                " ORDER BY id LIMIT 1",
+                (now,),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE jobs SET state = 'running', updated_at = ? WHERE id = ?", (now, row[0]))
+        payload = json.loads(row[3])
+        return Job(row[0], row[1], row[2], payload, row[4], row[5], payload.get("deliveries", []))
+
+    def update_payload(self, job_id: int, changes: dict[str, Any]) -> None:
+        """Remember progress of a running job (e.g. its check run) for a retry."""
+        with self._tx() as db:
+            row = db.execute("SELECT payload FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is not None:
+                payload = {**json.loads(row[0]), **changes}
+                db.execute("UPDATE jobs SET payload = ? WHERE id = ?", (json.dumps(payload), job_id))
+
+    def finish(self, job_id: int) -> None:
+        """Mark a job done."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET state = 'done', error = '', updated_at = ? WHERE id = ?", (time.time(), job_id))
+
+    def fail(self, job_id: int, error: str) -> str:
+        """Retry a failed job later (exponential backoff), or park it after too many attempts; the new state."""
+        now = time.time()
+        with self._tx() as db:
+            attempts = db.execute("SELECT attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()[0] + 1
+            state = "parked" if attempts >= self.max_attempts else "queued"
+            delay = self.backoff * 2 ** (attempts - 1)
+            db.execute(
+                "UPDATE jobs SET state = ?, attempts = ?, not_before = ?, error = ?, updated_at = ? WHERE id = ?",
+                (state, attempts, now + delay, error[:2000], now, job_id),
+            )
+        return state
+
+    def recover(self) -> int:
+        """Put jobs left running by a killed process back in the queue; how many."""
+        with self._tx() as db:
+            return db.execute("UPDATE jobs SET state = 'queued' WHERE state = 'running'").rowcount
+
+    def requeue_parked(self) -> int:
+        """Give every parked job a fresh set of attempts; how many."""
+        with self._tx() as db:
+            return db.execute(
+                "UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0 WHERE state = 'parked'"
+            ).rowcount
+
+    def counts(self) -> dict[str, int]:
+        """Jobs queued, running and parked."""
+        rows = dict(self._db().execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
+        return {state: int(rows.get(state, 0)) for state in ("queued", "running", "parked")}
+
+    def parked(self) -> list[dict[str, Any]]:
+        """Parked jobs with their last error, for ``ragcode status``."""
+        rows = self._db().execute(
+            "SELECT id, kind, repo, attempts, error, updated_at FROM jobs WHERE state = 'parked' ORDER BY id"
+        ).fetchall()
+        keys = ("id", "kind", "repo", "attempts", "error", "updated_at")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def full_index_pending(self, repo: str) -> bool:
+        """True while a full index of ``repo`` is queued or running."""
+        rows = self._db().execute(
+            "SELECT payload FROM jobs WHERE repo = ? AND kind = 'index' AND state IN ('queued', 'running')", (repo,)
+        ).fetchall()
+        return any(json.loads(row[0]).get("full") for row in rows)
+
+    def record_command(self, repo: str, user: str, *, per_user: int, per_repo: int, window: float = 3600) -> bool:
+        """Count a command against the hourly limits of its user and repository; False when over either."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute("DELETE FROM commands WHERE at < ?", (now - window,))
+            by_user, by_repo = db.execute(
+                "SELECT SUM(user = ?), COUNT(*) FROM commands WHERE repo = ? AND at >= ?",
+                (user, repo, now - window),
+            ).fetchone()
+            if (by_user or 0) >= per_user or (by_repo or 0) >= per_repo:
+                return False
+            db.execute("INSERT INTO commands (repo, user, at) VALUES (?, ?, ?)", (repo, user, now))
+            return True
+
+    def prune(self, older_than: float = 7 * 86400) -> None:
+        """Forget done jobs and deliveries older than ``older_than`` seconds."""
+        cutoff = time.time() - older_than
+        with self._tx() as db:
+            db.execute("DELETE FROM jobs WHERE state = 'done' AND updated_at < ?", (cutoff,))
+            db.execute("DELETE FROM deliveries WHERE received_at < ?", (cutoff,))
+
+    def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            self._db().execute("SELECT 1").fetchone()
+        except sqlite3.Error:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (or ``ROLLBACK`` on error) around a block."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
