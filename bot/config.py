@@ -31,6 +31,9 @@ class Settings:
     opensearch_aws_sigv4: bool = False
     opensearch_aws_region: str = ""
     opensearch_aws_service: str = "es"
+    opensearch_shards: int = 1
+    opensearch_timeout: float = 30.0
+    opensearch_max_retries: int = 3
     llm: str = "offline"
     embedder: str = "local"
     bedrock_regions: tuple[str, ...] = DEFAULT_REGIONS
@@ -61,7 +64,15 @@ class Settings:
     workers: int = 2
     command_permission: str = "write"
     rate_limit_per_hour: int = 30
+    repo_rate_limit_per_hour: int = 120
+    job_max_attempts: int = 5
+    job_backoff_seconds: float = 10.0
+    webhook_max_bytes: int = 25 * 1024 * 1024
+    pause_workers: bool = False
     extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    bedrock_cooldown: float = 5.0  # seconds a failing region rests before one probe call (doubles while it fails)
+    openai_concurrency: int = 4  # most calls in flight per OpenAI-compatible base URL
+    openai_timeout: float = 120.0  # seconds per OpenAI-compatible request (local models are slow)
 
 
 # variable name -> Settings attribute, for the names that do not follow RAGCODE_<ATTR>.

@@ -1,0 +1,24 @@
+# The two commands of the README: `make demo` and `make test`. Both set everything up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# Index this repository on the embedded default and ask it a question in Korean.
+demo: $(VENV)/.installed
+	$(BIN)/ragcode index . --repo local/ragcode
+	$(BIN)/ragcode ask "웹훅 요청의 서명을 검증하는 함수" --repo local/ragcode
+
+test: $(VENV)/.installed
+	$(BIN)/ruff check bot tests benchmarks
+	$(BIN)/pytest -q
+
+bench: $(VENV)/.installed
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -1,0 +1,319 @@
+"""The ``ragcode`` command line: index, search, ask, serve, status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import git
+
+from bot import logs
+from bot.config import ConfigError, Settings, load_settings
+from bot.runtime import Runtime
+from bot.store.base import StoreError
+
+log = logging.getLogger(__name__)
+
+_REMOTE = re.compile(r"^(?:https?://(?:[^@/]+@)?|ssh://(?:[^@/]+@)?|[^@/]+@)([^/:]+)[:/](.+?)(?:\.git)?/?$")
+
+
+class UsageError(Exception):
+    """Bad arguments; exit status 2."""
+
+
+def remote_identity(repository: git.Repo) -> tuple[str | None, str]:
+    """``(owner/name, web page URL)`` from the ``origin`` remote, or ``(None, "")`` without one."""
+    try:
+        url = repository.remotes.origin.url
+    except (AttributeError, ValueError):
+        return None, ""
+    match = _REMOTE.match(url)
+    if not match:
+        return None, ""
+    host, name = match.groups()
+    name = name.removeprefix("/")
+    return name, f"https://{host}/{name}"
+
+
+def open_repository(path: str) -> git.Repo:
+    """The git repository at ``path``."""
+    try:
+        return git.Repo(path)
+    except (git.NoSuchPathError, git.InvalidGitRepositoryError):
+        raise UsageError(f"{path}: not a git repository") from None
+
+
+def branch_of(repository: git.Repo, ref: str) -> str:
+    """The branch name a ref is indexed under: the checked-out branch for HEAD, else the ref itself."""
+    if ref == "HEAD":
+        try:
+            return repository.active_branch.name
+        except TypeError:  # detached HEAD
+            return "HEAD"
+    return ref.removeprefix("refs/heads/")
+
+
+def pick_branch(runtime: Runtime, repo: str, branch: str | None) -> str:
+    """The branch to search: the one asked for, else the repository's default or most recently indexed."""
+    if branch:
+        return branch
+    states = [state for state in runtime.store.branch_states() if state.repo == repo]
+    if not states:
+        raise UsageError(f"{repo}: not indexed (run `ragcode index PATH --repo {repo}` first)")
+    for preferred in ("main", "master"):
+        if any(state.branch == preferred for state in states):
+            return preferred
+    return max(states, key=lambda state: state.indexed_at).branch
+
+
+class _Bar:
+    """A terminal progress bar per stage (hidden when stderr is not a terminal)."""
+
+    def __init__(self) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self._bars: dict[str, object] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        bar = self._bars.get(stage)
+        if bar is None:
+            bar = self._bars[stage] = self._tqdm(total=total, desc=f"{stage:<11}", unit="", file=sys.stderr,
+                                                 disable=None, leave=True, dynamic_ncols=True)
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
+
+
+def command_index(settings: Settings, args: argparse.Namespace) -> int:
+    """``ragcode index``."""
+    repository = open_repository(args.path)
+    try:
+        commit = repository.commit(args.ref).hexsha
+    except (git.BadName, ValueError):
+        raise UsageError(f"--ref: {args.ref!r} is not a commit of {args.path}") from None
+    name, _ = remote_identity(repository)
+    repo = args.repo or name or f"local/{Path(repository.working_tree_dir or args.path).resolve().name}"
+    from bot.indexer.filters import IndexOptions
+    from bot.indexer.pipeline import index_branch
+
+    runtime = Runtime(settings)
+    bar = _Bar()
+    try:
+        report = index_branch(runtime, repository, repo, branch_of(repository, args.ref), commit, full=args.full,
+                              options=IndexOptions(max_file_bytes=settings.max_file_bytes,
+                                                   summary_lang=settings.summary_lang),
+                              progress=bar)
+    finally:
+        bar.close()
+        runtime.close()
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+    else:
+        print(f"{report.repo}@{report.branch} {report.commit[:12]}: {report.functions_total} functions "
+              f"(+{report.functions_added} ~{report.functions_updated} -{report.functions_removed} "
+              f"moved {report.functions_moved}), {report.summaries_generated} summarized, "
+              f"{report.summaries_reused} reused, {len(report.functions_failed)} failed, {report.seconds:.1f}s")
+        for failed in report.functions_failed:
+            print(f"  failed: {failed}")
+    return 1 if report.functions_failed else 0
+
+
+def _html_url(runtime: Runtime, repo: str) -> str:
+    return f"{runtime.settings.github_api_url.replace('api.github.com', 'github.com').split('/api/')[0]}/{repo}" \
+        if not repo.startswith("local/") else ""
+
+
+def command_search(settings: Settings, args: argparse.Namespace) -> int:
+    """``ragcode search``."""
+    if bool(args.query) == bool(args.queries):
+        raise UsageError("search: give either QUERY or --queries FILE")
+    from bot.commands.retrieve import hit_json, retrieve
+
+    runtime = Runtime(settings)
+    try:
+        branch = pick_branch(runtime, args.repo, args.branch)
+        state = runtime.store.branch_state(args.repo, branch)
+        if state is None:
+            raise UsageError(f"{args.repo}@{branch}: not indexed")
+        html_url = _html_url(runtime, args.repo)
+        queries = [{"id": None, "query": args.query}] if args.query else _read_queries(args.queries)
+        runtime.embedder.embed_query("warm-up")  # models load once, outside the timed part
+        for item in queries:
+            started = time.perf_counter()
+            hits = retrieve(runtime, args.repo, branch, item["query"], k=args.k)
+            took_ms = round((time.perf_counter() - started) * 1000, 2)
+            results = [hit_json(hit, html_url, state.commit) for hit in hits]
+            if args.json:
+                payload = {"query": item["query"], "repo": args.repo, "commit": state.commit, "took_ms": took_ms,
+                           "results": results}
+                if args.queries:
+                    payload = {"id": item["id"], **payload}
+                print(json.dumps(payload, ensure_ascii=False), flush=True)
+            else:
+                for number, result in enumerate(results, 1):
+                    print(f"{number:2}. {result['score']:.3f} {result['path']}:{result['start_line']}-"
+                          f"{result['end_line']} {result['name']}\n    {result['summary'][:160]}")
+                if not results:
+                    print("no relevant functions")
+    finally:
+        runtime.close()
+    return 0
+
+
+def _read_queries(path: str) -> list[dict]:
+    queries = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise UsageError(f"--queries: cannot read {path}: {error.strerror}") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            queries.append({"id": item["id"], "query": str(item["query"])})
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise UsageError(f"--queries: {path} line {number} is not an object with id and query") from None
+    return queries
+
+
+def command_ask(settings: Settings, args: argparse.Namespace) -> int:
+    """``ragcode ask``."""
+    from bot.commands.answer import answer
+    from bot.commands.retrieve import hit_json
+
+    runtime = Runtime(settings)
+    try:
+        branch = pick_branch(runtime, args.repo, args.branch)
+        html_url = _html_url(runtime, args.repo)
+        reply = answer(runtime, args.repo, branch, args.query, html_url=html_url)
+    finally:
+        runtime.close()
+    if args.json:
+        print(json.dumps({"answer_markdown": reply.markdown, "references": [
+            hit_json(hit, html_url, reply.commit) for hit in reply.hits], "llm": reply.llm}, ensure_ascii=False))
+    else:
+        print(reply.markdown)
+    return 0
+
+
+def command_status(settings: Settings, args: argparse.Namespace) -> int:
+    """``ragcode status``."""
+    runtime = Runtime(settings)
+    try:
+        repositories: dict[str, dict] = {}
+        for state in runtime.store.branch_states():
+            entry = repositories.setdefault(state.repo, {"repo": state.repo, "branches": {}})
+            entry["branches"][state.branch] = {"commit": state.commit, "functions": state.functions,
+                                               "indexed_at": state.indexed_at}
+    finally:
+        runtime.close()
+    queue = _queue_counts(settings)
+    if args.json:
+        print(json.dumps({"repositories": list(repositories.values()), "queue": queue}, ensure_ascii=False))
+        return 0
+    for entry in repositories.values():
+        for branch, info in entry["branches"].items():
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info["indexed_at"]))
+            print(f"{entry['repo']}@{branch} {info['commit'][:12]} {info['functions']} functions, indexed {when}")
+    if not repositories:
+        print("nothing indexed yet")
+    print(f"queue: {queue['queued']} queued, {queue['running']} running, {queue['parked']} parked")
+    return 0
+
+
+def _queue_counts(settings: Settings) -> dict[str, int]:
+    path = settings.home / "queue.sqlite3"
+    if not path.exists():
+        return {"queued": 0, "running": 0, "parked": 0}
+    from bot.queue import JobQueue
+
+    return JobQueue(path).counts()
+
+
+def command_serve(settings: Settings, args: argparse.Namespace) -> int:
+    """``ragcode serve``."""
+    if not settings.github_webhook_secret:
+        raise ConfigError("GITHUB_WEBHOOK_SECRET: required by `ragcode serve`")
+    from bot.webhooks.app import serve
+
+    serve(settings, args.host, args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(prog="ragcode", description="Ask your repositories for code, in Korean or English.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    index = commands.add_parser("index", help="index a git repository (incrementally)")
+    index.add_argument("path")
+    index.add_argument("--repo", help="OWNER/NAME (default: from the origin remote, else local/<folder>)")
+    index.add_argument("--ref", default="HEAD")
+    index.add_argument("--full", action="store_true", help="re-plan every file (cached summaries still apply)")
+    index.add_argument("--json", action="store_true")
+    index.set_defaults(run=command_index)
+
+    search = commands.add_parser("search", help="retrieve relevant functions")
+    search.add_argument("query", nargs="?")
+    search.add_argument("--queries", help="file of JSON lines {id, query}")
+    search.add_argument("--repo", required=True)
+    search.add_argument("--branch")
+    search.add_argument("-k", type=int, default=10)
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(run=command_search)
+
+    ask = commands.add_parser("ask", help="retrieve and generate an answer")
+    ask.add_argument("query")
+    ask.add_argument("--repo", required=True)
+    ask.add_argument("--branch")
+    ask.add_argument("--json", action="store_true")
+    ask.set_defaults(run=command_ask)
+
+    serve = commands.add_parser("serve", help="run the GitHub App webhook service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(run=command_serve)
+
+    status = commands.add_parser("status", help="what is indexed, and the job queue")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(run=command_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 ok, 2 usage or configuration, 1 other failures)."""
+    args = build_parser().parse_args(argv)
+    logs.configure(logging.INFO if args.verbose else logging.WARNING)
+    try:
+        settings = load_settings()
+        return args.run(settings, args)
+    except (ConfigError, UsageError) as error:
+        print(f"ragcode: {error}", file=sys.stderr)
+        return 2
+    except StoreError as error:
+        print(f"ragcode: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ragcode: interrupted; the next run picks up where this one stopped", file=sys.stderr)
+        return 130
+    except Exception as error:  # one clear line; the trace goes to the log
+        log.exception("command failed")
+        print(f"ragcode: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

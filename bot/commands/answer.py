@@ -1,0 +1,55 @@
+"""Answering a request: retrieve from one repository branch, generate, render."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from bot.commands.render import render_reply
+from bot.commands.retrieve import retrieve
+from bot.documents import Hit
+from bot.indexer.secrets import redact
+from bot.metrics import ANSWER_SECONDS
+from bot.runtime import Runtime
+
+_NOT_INDEXED = {
+    "ko": "이 저장소는 아직 색인되지 않았습니다. 색인이 끝나면 다시 요청해 주세요.",
+    "en": "This repository has not been indexed yet. Please ask again once indexing has finished.",
+}
+
+
+@dataclass
+class Answer:
+    """The reply Markdown and what it was built from."""
+
+    markdown: str
+    hits: list[Hit] = field(default_factory=list)
+    llm: str = ""
+    commit: str = ""
+
+
+def answer(
+    runtime: Runtime,
+    repo: str,
+    branch: str,
+    request: str,
+    *,
+    html_url: str,
+    boost_paths: Collection[str] = (),
+    search_only: bool = False,
+) -> Answer:
+    """Retrieve the functions relevant to ``request`` in ``repo``/``branch`` and write the reply."""
+    started = time.monotonic()
+    lang = runtime.settings.summary_lang
+    state = runtime.store.branch_state(repo, branch)
+    if state is None:
+        return Answer(markdown=_NOT_INDEXED["en" if lang == "en" else "ko"])
+    hits = retrieve(runtime, repo, branch, request, boost_paths=boost_paths)
+    body, llm = "", ""
+    if hits and not search_only:
+        generation = runtime.text_model.generate(request, hits, lang, repo)
+        body, llm = redact(generation.markdown)[0], generation.llm
+    markdown = render_reply(body, hits, html_url, state.commit, lang)
+    ANSWER_SECONDS.observe(time.monotonic() - started)
+    return Answer(markdown=markdown, hits=hits, llm=llm, commit=state.commit)

@@ -1,0 +1,79 @@
+"""Text analysis shared by the lexical index and the offline summarizer: identifiers and Korean morphemes."""
+
+from __future__ import annotations
+
+import re
+import threading
+from functools import lru_cache
+
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CAMEL_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z0-9]|\b|_|$)|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+_ASCII_RUN = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+# Content morphemes kept for search: nouns, verb and adjective roots, foreign words, numbers, roots.
+_CONTENT_TAGS = frozenset({"NNG", "NNP", "NNB", "NR", "NP", "VV", "VA", "XR", "SL", "SH", "SN", "MAG"})
+_STOPWORDS = frozenset(
+    "a an the of to in on for and or is are be by with from as at it this that its into via self cls "
+    "def return none true false null new var let const function func fn pub static void int str".split()
+)
+
+_kiwi_lock = threading.Lock()
+_kiwi = None
+
+
+def split_identifier(identifier: str) -> list[str]:
+    """``validateUserToken`` / ``validate_user_token`` -> ``['validate', 'user', 'token']``."""
+    return [part.lower() for chunk in identifier.split("_") for part in _CAMEL_PART.findall(chunk)]
+
+
+def identifier_terms(text: str) -> list[str]:
+    """Lower-case terms for every identifier in ``text``: the whole identifier and its parts."""
+    terms: list[str] = []
+    for identifier in IDENTIFIER.findall(text):
+        parts = split_identifier(identifier)
+        whole = identifier.lower()
+        if len(parts) > 1 or whole not in parts:
+            terms.append(whole)
+        terms.extend(part for part in parts if part not in _STOPWORDS)
+    return [term for term in terms if len(term) > 1 and term not in _STOPWORDS]
+
+
+def words_of_identifier(identifier: str) -> str:
+    """Human-readable words of an identifier: ``parse_http_header`` -> ``parse http header``."""
+    return " ".join(split_identifier(identifier))
+
+
+def kiwi():
+    """The process-wide Kiwi analyzer (loading it takes a second, so it is made once)."""
+    global _kiwi
+    with _kiwi_lock:
+        if _kiwi is None:
+            from kiwipiepy import Kiwi
+
+            _kiwi = Kiwi()
+        return _kiwi
+
+
+def has_hangul(text: str) -> bool:
+    """True when ``text`` contains Hangul syllables or letters."""
+    return any("\uac00" <= ch <= "\ud7a3" or "\u3131" <= ch <= "\u318e" for ch in text)
+
+
+@lru_cache(maxsize=4096)
+def _korean_terms(text: str) -> tuple[str, ...]:
+    spans = [(m.start(), m.end(), "SL") for m in _ASCII_RUN.finditer(text)]
+    terms: list[str] = []
+    for token in kiwi().tokenize(text, pretokenized=spans):
+        if token.tag not in _CONTENT_TAGS:
+            continue
+        if token.tag == "SL":
+            terms.extend(identifier_terms(token.form))
+        elif len(token.form) > 1 or token.tag in ("VV", "VA", "XR", "NNG", "NNP"):
+            terms.append(token.form.lower())
+    return tuple(terms)
+
+
+def analyze(text: str) -> list[str]:
+    """Search terms of free text: Korean content morphemes (Kiwi) plus identifier parts."""
+    if has_hangul(text):
+        return list(_korean_terms(text))
+    return identifier_terms(text)

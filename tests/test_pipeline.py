@@ -1,0 +1,323 @@
+"""The incremental pipeline on real git repositories, the real SQLite + Faiss store and the bundled embedder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pytest
+
+from bot.documents import Hit, Unit
+from bot.indexer.filters import IndexOptions
+from bot.indexer.pipeline import index_branch
+from bot.llm.base import Generation, SummaryResult
+from bot.llm.offline import OfflineTextModel
+from bot.runtime import Runtime
+
+AUTH = '''"""사용자 인증."""
+import hashlib
+
+
+def hash_password(password: str, salt: str) -> str:
+    """비밀번호를 솔트와 함께 해시한다."""
+    return hashlib.sha256((salt + password).encode()).hexdigest()
+
+
+def verify_password(password: str, salt: str, expected: str) -> bool:
+    """입력한 비밀번호가 저장된 해시와 같은지 확인한다."""
+    return hash_password(password, salt) == expected
+
+
+class Session:
+    """로그인 세션."""
+
+    def __init__(self, user: str) -> None:
+        self.user = user
+
+    def expire(self) -> None:
+        """세션을 만료시킨다."""
+        self.user = ""
+'''
+
+MATH = '''def add(a, b):
+    return a + b
+
+
+def mean(values):
+    """Average of a list of numbers."""
+    return sum(values) / len(values)
+'''
+
+
+class CountingModel(OfflineTextModel):
+    """The offline summarizer, counting which functions it was asked to summarize."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def summarize(self, units: Sequence[Unit], lang: str,
+                  progress: Callable[[int], None] | None = None) -> SummaryResult:
+        self.calls.extend(unit.name for unit in units)
+        return super().summarize(units, lang, progress)
+
+
+class FlakyModel(CountingModel):
+    """Fails to summarize the functions whose names it is told to fail."""
+
+    def __init__(self, failing: set[str]) -> None:
+        super().__init__()
+        self.failing = failing
+
+    def summarize(self, units, lang, progress=None) -> SummaryResult:
+        result = super().summarize(units, lang, progress)
+        for unit in units:
+            if unit.name in self.failing:
+                result.summaries.pop(unit.hash, None)
+                result.failed[unit.hash] = "ThrottlingException: Too many requests"
+        return result
+
+    def generate(self, request: str, hits: Sequence[Hit], lang: str, repo: str) -> Generation:
+        return Generation(markdown="", llm=self.name)
+
+
+def run(runtime: Runtime, repo, name: str = "acme/app", full: bool = False):
+    return index_branch(runtime, repo.repo, name, "main", repo.repo.head.commit.hexsha, full=full,
+                        options=IndexOptions(summary_lang="ko"))
+
+
+@pytest.fixture
+def model(runtime: Runtime) -> CountingModel:
+    model = CountingModel()
+    runtime.text_model = model  # the runtime takes any TextModel
+    return model
+
+
+def test_first_run_indexes_every_function(runtime, model, make_repo):
+    repo = make_repo()
+    repo.write("app/auth.py", AUTH)
+    repo.write("app/math.py", MATH)
+    repo.commit("initial")
+    report = run(runtime, repo)
+    names = {ref.name for ref in runtime.store.refs("acme/app", "main")}
+    assert {"hash_password", "verify_password", "Session.__init__", "Session.expire", "add", "mean",
+            "<module>"} <= names
+    assert report.previous_commit is None and report.full
+    assert report.functions_added == report.functions_total == len(names)
+    assert report.summaries_generated == len(model.calls) == len(names)
+    assert report.functions_failed == []
+    state = runtime.store.branch_state("acme/app", "main")
+    assert state.commit == repo.repo.head.commit.hexsha and state.functions == len(names)
+
+
+def test_push_summarizes_only_changed_functions(runtime, model, make_repo):
+    repo = make_repo()
+    repo.write("app/auth.py", AUTH)
+    repo.write("app/math.py", MATH)
+    first = repo.commit("initial")
+    run(runtime, repo)
+    model.calls.clear()
+
+    # two functions change, one is added, one is deleted; a docstring line shifts the rest
+    changed = AUTH.replace("hashlib.sha256", "hashlib.sha512").replace('self.user = ""', "self.user = None")
+    changed = changed.replace("def verify_password", "def is_admin(user: str) -> bool:\n    \"\"\"관리자인지 확인한다.\"\"\"\n"
+                              "    return user == 'admin'\n\n\ndef verify_password")
+    repo.write("app/auth.py", changed)
+    repo.write("app/math.py", MATH.split("\n\n\ndef mean")[0] + "\n")
+    repo.commit("push")
+    report = run(runtime, repo)
+
+    assert report.previous_commit == first
+    assert (report.functions_added, report.functions_updated, report.functions_removed) == (1, 2, 1)
+    assert report.summaries_generated == 3
+    assert sorted(model.calls) == ["Session.expire", "hash_password", "is_admin"]
+    assert report.files_changed == 2
+    names = {ref.name for ref in runtime.store.refs("acme/app", "main")}
+    assert "mean" not in names and "is_admin" in names
+    shifted = next(ref for ref in runtime.store.refs("acme/app", "main") if ref.name == "verify_password")
+    assert repo.path.joinpath("app/auth.py").read_text().splitlines()[shifted.start_line - 1].startswith(
+        "def verify_password")
+
+
+def test_moved_renamed_and_reverted_functions_cost_no_model_call(runtime, model, make_repo):
+    repo = make_repo()
+    repo.write("app/auth.py", AUTH)
+    repo.write("app/math.py", MATH)
+    repo.commit("initial")
+    run(runtime, repo)
+    model.calls.clear()
+
+    repo.move("app/math.py", "lib/numbers.py")
+    repo.commit("rename")
+    report = run(runtime, repo)
+    assert report.functions_moved >= 2 and report.functions_added == 0 and report.functions_removed == 0
+    assert model.calls == [] and report.summaries_generated == 0
+    paths = {ref.path for ref in runtime.store.refs("acme/app", "main")}
+    assert "lib/numbers.py" in paths and "app/math.py" not in paths
+
+    repo.write("lib/numbers.py", MATH.replace("return a + b", "return b + a"))
+    repo.commit("edit")
+    run(runtime, repo)
+    assert model.calls == ["add"]
+    repo.write("lib/numbers.py", MATH)
+    repo.commit("revert")
+    report = run(runtime, repo)
+    assert model.calls == ["add"], "a reverted function reuses its cached summary"
+    assert report.functions_updated == 1 and report.summaries_reused == 1 and report.summaries_generated == 0
+
+
+def test_unchanged_repository_and_full_replan_reuse_everything(runtime, model, make_repo):
+    repo = make_repo()
+    repo.write("app/auth.py", AUTH)
+    repo.commit("initial")
+    run(runtime, repo)
+    model.calls.clear()
+    again = run(runtime, repo)
+    assert again.files_changed == 0 and again.summaries_generated == 0
+    full = run(runtime, repo, full=True)
+    assert full.full and full.summaries_generated == 0 and model.calls == []
+    assert full.functions_unchanged == full.functions_total
+
+
+def test_failed_summaries_are_reported_and_retried_next_run(runtime, make_repo):
+    flaky = FlakyModel({"verify_password"})
+    runtime.text_model = flaky
+    repo = make_repo()
+    repo.write("app/auth.py", AUTH)
+    repo.commit("initial")
+    report = run(runtime, repo)
+    assert report.functions_failed == ["app/auth.py::verify_password"]
+    pending = runtime.store.pending("acme/app", "main")
+    assert [ref.name for ref in pending] == ["verify_password"]
+    # the function is still searchable with its fallback summary
+    assert runtime.store.documents("acme/app", "main", [pending[0].id])[0].summary
+
+    flaky.failing.clear()
+    flaky.calls.clear()
+    repo.write("README.md", "# 문서\n")
+    repo.commit("docs only")
+    report = run(runtime, repo)
+    assert flaky.calls == ["verify_password"] and report.functions_failed == []
+    assert runtime.store.pending("acme/app", "main") == []
+
+
+def test_interrupted_run_is_simply_redone(runtime, make_repo):
+    class Crash(RuntimeError):
+        pass
+
+    class CrashingEmbedder:
+        name, dimension = runtime.embedder.name, runtime.embedder.dimension
+        real = runtime.embedder
+        calls = 0
+
+        def embed_documents(self, texts):
+            CrashingEmbedder.calls += 1
+            if CrashingEmbedder.calls == 2:
+                raise Crash("killed mid-run")
+            return self.real.embed_documents(texts)
+
+        def embed_query(self, text):
+            return self.real.embed_query(text)
+
+    repo = make_repo()
+    for number in range(90):
+        repo.write(f"pkg/m{number}.py", f"def f{number}(x):\n    return x * {number}\n")
+    head = repo.commit("many")
+    runtime.embedder = CrashingEmbedder()
+    with pytest.raises(Crash):
+        run(runtime, repo)
+    assert runtime.store.branch_state("acme/app", "main") is None, "the commit is recorded last"
+    report = run(runtime, repo)
+    assert report.previous_commit is None
+    state = runtime.store.branch_state("acme/app", "main")
+    assert state.commit == head and state.functions == 90
+    assert report.summaries_reused > 0, "summaries made before the crash were cached"
+
+
+def test_switching_embedder_reembeds_instead_of_failing(runtime, model, make_repo):
+    repo = make_repo()
+    repo.write("app/math.py", MATH)
+    repo.commit("initial")
+    run(runtime, repo)
+    real = runtime.embedder
+
+    class Smaller:
+        name, dimension = "test:first-64", 64
+
+        def embed_documents(self, texts):
+            return real.embed_documents(texts)[:, :64] * 1.0
+
+        def embed_query(self, text):
+            return real.embed_query(text)[:64]
+
+    runtime.embedder = Smaller()
+    model.calls.clear()
+    report = run(runtime, repo)
+    assert report.full and model.calls == []
+    state = runtime.store.branch_state("acme/app", "main")
+    assert (state.embedder, state.dimension) == ("test:first-64", 64)
+    hits = runtime.store.vector_search("acme/app", "main", Smaller().embed_query("average"), 5)
+    assert hits
+
+
+def test_bad_input_never_stops_the_run(runtime, model, make_repo):
+    repo = make_repo()
+    repo.write("ok.py", MATH)
+    repo.write("broken.py", "def good():\n    return 1\n\ndef broken(:\n    pass\n")
+    repo.write("latin1.py", "def caf\xe9():\n    return 'caf\xe9'\n".encode("latin-1"))
+    repo.write("image.png", b"\x89PNG\r\n\x1a\n\0\0\0")
+    repo.write("data.py", b"def x():\n    return '\0'\n")
+    repo.write("huge.py", "x = 1\n" * 200_000)
+    repo.write(".env", "AWS_SECRET_ACCESS_KEY=abc\n")
+    repo.write("certs/server.pem", "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n")
+    repo.write("node_modules/lib/index.js", "function vendored() {}\n")
+    repo.write("web/app.min.js", "function minified(){}\n")
+    repo.write("api/service_pb2.py", "def generated():\n    pass\n")
+    repo.write("gen/models.go", "// Code generated by protoc. DO NOT EDIT.\npackage gen\nfunc X() {}\n")
+    repo.write("config.py", 'KEY = "AKIAIOSFODNN7EXAMPLE"\n\ndef connect():\n    return KEY\n')
+    repo.commit("mess")
+    report = run(runtime, repo)
+    skipped = {item["path"]: item["reason"] for item in report.files_skipped}
+    assert skipped["data.py"] == "binary"
+    assert skipped["huge.py"].startswith("larger than")
+    assert skipped[".env"] == skipped["certs/server.pem"] == "secret file"
+    assert skipped["node_modules/lib/index.js"] == skipped["web/app.min.js"] == "vendored or generated"
+    assert skipped["api/service_pb2.py"] == "vendored or generated" and skipped["gen/models.go"] == "generated"
+    assert "image.png" not in {ref.path for ref in runtime.store.refs("acme/app", "main")}
+    names = {(ref.path, ref.name) for ref in runtime.store.refs("acme/app", "main")}
+    assert ("broken.py", "good") in names
+    latin1 = runtime.store.documents("acme/app", "main", [
+        ref.id for ref in runtime.store.refs("acme/app", "main", ["latin1.py"])])
+    assert latin1 and "\ufffd" in latin1[0].code
+    assert report.secrets_redacted == 1
+    stored = runtime.store.documents("acme/app", "main", [
+        ref.id for ref in runtime.store.refs("acme/app", "main", ["config.py"])])
+    assert stored and all("AKIAIOSFODNN7EXAMPLE" not in d.code + d.summary for d in stored)
+    assert any("[REDACTED:aws-access-key]" in d.code for d in stored)
+
+
+def test_force_push_to_unrelated_history_converges(runtime, model, make_repo):
+    repo = make_repo()
+    repo.write("a.py", MATH)
+    repo.commit("one")
+    run(runtime, repo)
+    # rewrite history: a new root commit with different content
+    repo.repo.git.checkout("--orphan", "rewritten")
+    repo.repo.git.rm("-rf", ".")
+    repo.write("b.py", "def only():\n    return 2\n")
+    repo.commit("rewritten root")
+    repo.repo.git.branch("-D", "main")
+    repo.repo.git.branch("-m", "main")
+    run(runtime, repo)
+    assert {(ref.path, ref.name) for ref in runtime.store.refs("acme/app", "main")} == {("b.py", "only")}
+
+
+def test_include_and_exclude_globs(runtime, model, make_repo):
+    repo = make_repo()
+    repo.write("src/app.py", MATH)
+    repo.write("tests/test_app.py", "def test_add():\n    assert True\n")
+    repo.write("scripts/tool.py", "def tool():\n    pass\n")
+    repo.commit("layout")
+    index_branch(runtime, repo.repo, "acme/app", "main", repo.repo.head.commit.hexsha,
+                 options=IndexOptions(include=("src/**", "tests/**"), exclude=("tests/",)))
+    assert {ref.path for ref in runtime.store.refs("acme/app", "main")} == {"src/app.py"}
