@@ -1,0 +1,136 @@
+"""Per-repository configuration: ``.github/ragcode.yml`` on the default branch, validated, defaults on error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+import git
+import yaml
+
+from bot.config import Settings
+from bot.indexer.filters import IndexOptions
+
+CONFIG_PATH = ".github/ragcode.yml"
+PERMISSIONS = ("read", "triage", "write", "maintain", "admin")
+LANGUAGES = ("ko", "en")
+KEYS = ("include", "exclude", "branches", "summary_lang", "command_permission", "max_file_bytes", "rate_limit_per_hour")
+UNITS = {"": 1, "b": 1, "kb": 1024, "k": 1024, "mb": 1024 * 1024, "m": 1024 * 1024}
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    """What a repository configures; ``errors`` are the problems found, each with defaults used instead."""
+
+    options: IndexOptions
+    branches: tuple[str, ...] = ()  # empty: the default branch only
+    command_permission: str = "write"
+    rate_limit_per_hour: int = 30
+    errors: tuple[str, ...] = field(default=())
+
+    def indexes(self, branch: str, default_branch: str) -> bool:
+        """True when ``branch`` is to be indexed."""
+        if not self.branches:
+            return branch == default_branch
+        return any(fnmatchcase(branch, pattern) for pattern in self.branches)
+
+
+def defaults(settings: Settings) -> RepoConfig:
+    """The configuration of a repository without ``.github/ragcode.yml``."""
+    options = IndexOptions(max_file_bytes=settings.max_file_bytes, summary_lang=settings.summary_lang)
+    return RepoConfig(options, (), settings.command_permission, settings.rate_limit_per_hour)
+
+
+def parse_config(text: str, settings: Settings) -> RepoConfig:
+    """Validate the YAML text; each invalid key is reported and keeps its default."""
+    base = defaults(settings)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        return _with_errors(base, [f"{CONFIG_PATH} is not valid YAML: {_first_line(error)}"])
+    if data is None:
+        return base
+    if not isinstance(data, dict):
+        return _with_errors(base, [f"{CONFIG_PATH} must be a mapping of settings"])
+    errors: list[str] = [f"unknown key `{key}`" for key in data if key not in KEYS]
+    include = _globs(data, "include", errors)
+    exclude = _globs(data, "exclude", errors)
+    branches = _globs(data, "branches", errors)
+    summary_lang = _choice(data, "summary_lang", LANGUAGES, base.options.summary_lang, errors)
+    permission = _choice(data, "command_permission", PERMISSIONS, base.command_permission, errors)
+    max_bytes = _size(data, "max_file_bytes", base.options.max_file_bytes, errors)
+    rate = _count(data, "rate_limit_per_hour", base.rate_limit_per_hour, errors)
+    options = IndexOptions(include=include, exclude=exclude, max_file_bytes=max_bytes, summary_lang=summary_lang)
+    return RepoConfig(options, branches, permission, rate, tuple(errors))
+
+
+def load_config(repo: git.Repo, ref: str, settings: Settings) -> RepoConfig:
+    """The configuration at ``ref`` of a (bare) repository; defaults when the file or the ref is missing."""
+    try:
+        blob = repo.commit(ref).tree / CONFIG_PATH
+    except (KeyError, ValueError, git.BadName):
+        return defaults(settings)
+    data = blob.data_stream.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return _with_errors(defaults(settings), [f"{CONFIG_PATH} is not UTF-8 text"])
+    return parse_config(text, settings)
+
+
+def _with_errors(config: RepoConfig, errors: list[str]) -> RepoConfig:
+    return RepoConfig(config.options, config.branches, config.command_permission, config.rate_limit_per_hour,
+                      tuple(errors))
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _globs(data: dict[str, Any], key: str, errors: list[str]) -> tuple[str, ...]:
+    value = data.get(key)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        errors.append(f"`{key}` must be a list of glob patterns")
+        return ()
+    return tuple(item.strip() for item in value)
+
+
+def _choice(data: dict[str, Any], key: str, choices: tuple[str, ...], default: str, errors: list[str]) -> str:
+    value = data.get(key)
+    if value is None:
+        return default
+    if value not in choices:
+        errors.append(f"`{key}` must be one of {', '.join(choices)}")
+        return default
+    return value
+
+
+def _count(data: dict[str, Any], key: str, default: int, errors: list[str]) -> int:
+    value = data.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        errors.append(f"`{key}` must be a whole number, 0 or more")
+        return default
+    return value
+
+
+def _size(data: dict[str, Any], key: str, default: int, errors: list[str]) -> int:
+    value = data.get(key)
+    if value is None:
+        return default
+    if isinstance(value, str):
+        number = value.strip().lower().replace(" ", "")
+        unit = number.lstrip("0123456789")
+        digits = number[: len(number) - len(unit)]
+        if digits and unit in UNITS:
+            value = int(digits) * UNITS[unit]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        errors.append(f"`{key}` must be a size in bytes (for example 524288 or 512KB)")
+        return default
+    return value
