@@ -1,0 +1,159 @@
+"""The webhook service: Starlette app (``/webhook``, ``/healthz``, ``/metrics``) and its workers."""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot import logs, metrics
+from bot.config import Settings
+from bot.github.client import GitHubApp, check_app_settings
+from bot.github.mirror import Mirrors
+from bot.queue import JobQueue
+from bot.runtime import Runtime
+from bot.webhooks import comments, installation, push
+from bot.webhooks.router import BadPayload, Event, Router
+from bot.webhooks.signature import verify
+from bot.workers import Context, Workers, update_gauges
+
+log = logging.getLogger("ragcode.webhooks")
+router = Router(installation.router, push.router, comments.router)
+RUNNERS = {"index": push.run_index, "drop_branch": push.run_drop, "command": comments.run_command}
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The service for ``settings``: the queue opens now, the workers start with the app."""
+    runtime = Runtime(settings)
+    queue = JobQueue(settings.home / "queue.sqlite3", max_attempts=settings.job_max_attempts,
+                     backoff=settings.job_backoff_seconds)
+    context = Context(settings, runtime, queue, GitHubApp(settings),
+                      Mirrors(settings.home / "mirrors", allow_file_urls=settings.allow_file_urls))
+    workers = Workers(context, RUNNERS, settings.workers)
+
+    async def webhook(request: Request) -> Response:
+        try:
+            body = await _read_body(request, settings.webhook_max_bytes)
+        except _TooLarge:
+            return _outcome("", "too_large", 413, {"error": "body too large"})
+        if not verify(settings.github_webhook_secret, body, request.headers.get("x-hub-signature-256")):
+            return _outcome("", "unauthorized", 401, {"error": "bad or missing signature"})
+        event_name = request.headers.get("x-github-event", "").strip()
+        delivery = request.headers.get("x-github-delivery", "").strip()
+        extra = {"delivery": delivery, "event": event_name}
+        if not event_name or not delivery or len(delivery) > 200:
+            return _outcome(event_name, "bad_request", 400, {"error": "missing X-GitHub-Event or X-GitHub-Delivery"})
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return _outcome(event_name, "bad_request", 400, {"error": "body is not JSON", "delivery": delivery})
+        if not isinstance(data, dict):
+            return _outcome(event_name, "bad_request", 400, {"error": "body is not a JSON object", "delivery": delivery})
+        event = Event(event_name, delivery, data)
+        if event_name == "ping":
+            log.info("ping", extra=extra)
+            return _outcome(event_name, "ping", 200, {"delivery": delivery, "zen": str(data.get("zen", ""))})
+        try:
+            specs = router.dispatch(event)
+        except BadPayload as error:
+            log.info("bad payload: %s", error, extra=extra)
+            return _outcome(event_name, "bad_request", 400, {"error": str(error), "delivery": delivery})
+        if not specs:
+            log.info("ignored %s%s", event_name, f".{event.action}" if event.action else "", extra=extra)
+            return _outcome(event_name, "ignored", 200, {"delivery": delivery, "ignored": True})
+        enqueued = await run_in_threadpool(queue.enqueue, delivery, event_name, specs)
+        if not enqueued.new:
+            log.info("duplicate delivery", extra=extra)
+            return _outcome(event_name, "duplicate", 200, {"delivery": delivery, "job": enqueued.jobs[0],
+                                                             "duplicate": True})
+        workers.notify()
+        log.info("queued jobs %s", enqueued.jobs, extra=extra)
+        return _outcome(event_name, "queued", 202, {"delivery": delivery, "job": enqueued.jobs[0],
+                                                    "jobs": enqueued.jobs})
+
+    async def healthz(request: Request) -> Response:
+        queue_ok = await run_in_threadpool(queue.ping)
+        store_ok = await run_in_threadpool(_store_ok, runtime)
+        body: dict[str, Any] = {"status": "ok" if queue_ok and store_ok else "unavailable",
+                                "queue": queue_ok, "store": store_ok}
+        if queue_ok:
+            body["jobs"] = await run_in_threadpool(queue.counts)
+        return JSONResponse(body, status_code=200 if queue_ok and store_ok else 503)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        await run_in_threadpool(update_gauges, queue)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        recovered = queue.recover()
+        queue.prune()
+        if recovered:
+            log.info("resuming %d jobs interrupted by a restart", recovered)
+        if settings.pause_workers:
+            log.info("workers paused (RAGCODE_PAUSE_WORKERS=1); deliveries are only queued")
+        else:
+            workers.start()
+        try:
+            yield
+        finally:
+            workers.stop()
+            runtime.close()
+
+    routes = [
+        Route("/webhook", webhook, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.queue = queue
+    app.state.workers = workers
+    return app
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing more than ``limit`` bytes before reading them all."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _outcome(event: str, outcome: str, status: int, body: dict[str, Any]) -> Response:
+    # Event names only count once the signature is good: unsigned callers cannot grow the label set.
+    metrics.DELIVERIES.labels(event=event if status not in (401, 413) else "", outcome=outcome).inc()
+    return JSONResponse(body, status_code=status)
+
+
+def _store_ok(runtime: Runtime) -> bool:
+    try:
+        return bool(runtime.store.ping())
+    except Exception:  # any store failure means "not healthy", never a 500
+        return False
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """``ragcode serve``: check the App settings (ConfigError names the variable), then run until stopped."""
+    check_app_settings(settings)
+    logs.configure(logging.INFO)
+    app = create_app(settings)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10)

@@ -1,0 +1,96 @@
+"""Check run texts: the title with the counts and the Markdown summary of an indexing run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bot.markdown import escape_text, inline_code
+
+NAME = "ragcode"
+MAX_SUMMARY = 60000  # GitHub rejects output.summary over 65535 characters
+STAGE_NAMES = {"plan": "planning", "chunk": "chunking", "summarize": "summarizing", "embed": "embedding",
+               "write": "writing"}
+
+
+def title(report: Any, config_errors: Sequence[str] = ()) -> str:
+    """``3 added, 2 updated, 1 removed, 5 summarized`` (and a note on a broken configuration)."""
+    text = (
+        f"{report.functions_added} added, {report.functions_updated} updated, "
+        f"{report.functions_removed} removed, {report.summaries_generated} summarized"
+    )
+    if report.functions_failed:
+        text += f", {len(report.functions_failed)} failed"
+    if config_errors:
+        text += " (configuration has errors)"
+    return text
+
+
+def summary(report: Any, config_errors: Sequence[str] = ()) -> str:
+    """The Markdown summary: counts, summaries made and reused, model calls per region, time, failures."""
+    previous = report.previous_commit[:12] if report.previous_commit else "nothing (full index)"
+    rows = [
+        ("Branch", inline_code(report.branch)),
+        ("Commit", f"`{report.commit[:12]}` (from {previous})"),
+        ("Files changed", report.files_changed),
+        ("Functions total", report.functions_total),
+        ("Added", report.functions_added),
+        ("Updated", report.functions_updated),
+        ("Moved", getattr(report, "functions_moved", 0)),
+        ("Removed", report.functions_removed),
+        ("Unchanged", report.functions_unchanged),
+        ("Summaries generated", report.summaries_generated),
+        ("Summaries reused", report.summaries_reused),
+        ("Failed", len(report.functions_failed)),
+        ("Time", f"{report.seconds:.1f} s"),
+    ]
+    parts = ["| | |", "| --- | ---: |", *(f"| {name} | {value} |" for name, value in rows)]
+    usage = getattr(report, "usage", None) or {}
+    if usage:
+        keys = sorted({key for numbers in usage.values() for key in numbers})
+        parts += ["", "**Model calls per region**", "", "| region | " + " | ".join(keys) + " |",
+                  "| --- |" + " ---: |" * len(keys)]
+        for region, numbers in sorted(usage.items()):
+            cells = " | ".join(_number(numbers.get(key, 0)) for key in keys)
+            parts.append(f"| {inline_code(region)} | {cells} |")
+    else:
+        parts += ["", "No model calls (offline summaries)." if report.summaries_generated else "No model calls."]
+    if report.functions_failed:
+        parts += ["", f"**Functions left without a summary ({len(report.functions_failed)})**", ""]
+        parts += [f"- {inline_code(name)}" for name in report.functions_failed]
+    parts += config_section(config_errors)
+    return _clip("\n".join(parts))
+
+
+def config_section(config_errors: Sequence[str]) -> list[str]:
+    """Markdown lines reporting a broken ``.github/ragcode.yml``."""
+    if not config_errors:
+        return []
+    lines = ["", "**`.github/ragcode.yml` has errors; defaults are used for these settings:**", ""]
+    return lines + [f"- {escape_text(error)}" for error in config_errors]
+
+
+def progress(stage: str, done: int, total: int) -> tuple[str, str]:
+    """Title and summary of an in-progress check run."""
+    name = STAGE_NAMES.get(stage, stage)
+    text = f"Indexing: {name} {done}/{total}" if total else f"Indexing: {name}"
+    return text, f"{text}.\n\nThe counts follow when the run completes."
+
+
+def failure(error: str, config_errors: Sequence[str] = ()) -> tuple[str, str]:
+    """Title and summary of a run that stopped with an error."""
+    lines = ["Indexing stopped with an error; it will be retried.", "", "```text", error[-2000:].replace("```", "'''"),
+             "```", *config_section(config_errors)]
+    return "Indexing failed", "\n".join(lines)
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.2f}"
+    return str(int(value)) if isinstance(value, (int, float)) else escape_text(str(value))
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_SUMMARY:
+        return text
+    return text[: MAX_SUMMARY - 40].rsplit("\n", 1)[0] + "\n\n… (list shortened)"

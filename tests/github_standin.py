@@ -1,0 +1,345 @@
+"""A recording stand-in for the GitHub REST API on 127.0.0.1, strict about auth and the OpenAPI description."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from openapi_core import OpenAPI
+from openapi_core.testing import MockRequest
+
+SPEC_PATH = Path("/work/shared/data/github-openapi/api.github.com.subset.json")
+PREFIX = "/api/v3"  # served like GitHub Enterprise Server, so GITHUB_API_URL with a path is exercised
+_openapi: OpenAPI | None = None
+_openapi_lock = threading.Lock()
+
+
+def openapi() -> OpenAPI:
+    """The parsed OpenAPI subset (parsed once per test session)."""
+    global _openapi
+    with _openapi_lock:
+        if _openapi is None:
+            _openapi = OpenAPI.from_dict(json.loads(SPEC_PATH.read_text()))
+        return _openapi
+
+
+def generate_private_key() -> tuple[str, str]:
+    """A fresh RSA key pair as PEM strings (private, public)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    return private, public
+
+
+@dataclass
+class Recorded:
+    """One request as the stand-in saw it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    auth: str  # "app", "installation:<id>" or "none"
+
+
+@dataclass
+class Repo:
+    """A repository the stand-in knows."""
+
+    full_name: str
+    clone_url: str
+    default_branch: str = "main"
+    id: int = 0
+    permissions: dict[str, str] = field(default_factory=dict)  # login -> role
+    pull_files: dict[int, list[str]] = field(default_factory=dict)
+
+    @property
+    def html_url(self) -> str:
+        """Web address used in permalinks."""
+        return f"https://github.example/{self.full_name}"
+
+
+class GitHubStandIn:
+    """Real HTTP on loopback: verifies App JWTs and installation tokens, validates requests, records them."""
+
+    def __init__(self, app_id: int, public_key: str, *, token_ttl: float = 3600.0) -> None:
+        self.app_id = app_id
+        self.public_key = public_key
+        self.token_ttl = token_ttl
+        self.repos: dict[str, Repo] = {}
+        self.requests: list[Recorded] = []
+        self.errors: list[str] = []
+        self.tokens: dict[str, tuple[int, float]] = {}
+        self.check_runs: dict[int, dict[str, Any]] = {}
+        self.check_run_history: dict[int, list[dict[str, Any]]] = {}
+        self.comments: list[dict[str, Any]] = []
+        self.reactions: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self._ids = itertools.count(1000)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        openapi()
+
+    @property
+    def url(self) -> str:
+        """The ``GITHUB_API_URL`` of the stand-in."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}{PREFIX}"
+
+    def start(self) -> GitHubStandIn:
+        """Start serving."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def add_repo(self, full_name: str, clone_url: str, default_branch: str = "main", **permissions: str) -> Repo:
+        """Make a repository known, with collaborator roles by login."""
+        repo = Repo(full_name, clone_url, default_branch, next(self._ids), dict(permissions))
+        self.repos[full_name] = repo
+        return repo
+
+    def recorded(self, method: str, pattern: str) -> list[Recorded]:
+        """Recorded requests whose method matches and whose path matches the regex ``pattern``."""
+        with self.lock:
+            return [r for r in self.requests if r.method == method and re.fullmatch(pattern, r.path)]
+
+    def checks_for(self, full_name: str) -> list[dict[str, Any]]:
+        """Check runs created in a repository, oldest first."""
+        with self.lock:
+            return [run for run in self.check_runs.values() if run["repo"] == full_name]
+
+    def comments_on(self, full_name: str, issue: int) -> list[dict[str, Any]]:
+        """Comments the App posted on an issue, oldest first."""
+        with self.lock:
+            return [c for c in self.comments if c["repo"] == full_name and c["issue"] == issue]
+
+    # request handling
+
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], raw_body: bytes) -> tuple[int, Any]:
+        """Authenticate, validate against the OpenAPI description, record and answer one request."""
+        parts = urlsplit(raw_path)
+        if not parts.path.startswith(PREFIX + "/"):
+            return self._error(404, f"{method} {raw_path}: outside {PREFIX}")
+        path = parts.path[len(PREFIX):]
+        query = dict(parse_qsl(parts.query))
+        try:
+            body = json.loads(raw_body) if raw_body else None
+        except json.JSONDecodeError:
+            return self._error(400, f"{method} {path}: body is not JSON")
+        auth = self._authenticate(path, headers.get("authorization", ""))
+        with self.lock:
+            self.requests.append(Recorded(method, path, query, body, auth or "none"))
+        if auth is None:
+            return self._error(401, f"{method} {path}: bad credentials")
+        request = MockRequest("https://api.github.com", method.lower(), path, args=query,
+                              data=raw_body or None, content_type="application/json" if raw_body else None)
+        try:
+            openapi().validate_request(request)
+        except Exception as error:  # openapi-core raises one class per kind of mismatch
+            return self._error(422, f"{method} {path}: {type(error).__name__}: {error}")
+        return self._route(method, path, body, auth)
+
+    def _error(self, status: int, message: str) -> tuple[int, Any]:
+        with self.lock:
+            self.errors.append(message)
+        return status, {"message": message, "documentation_url": "https://docs.github.com/rest"}
+
+    def _authenticate(self, path: str, header: str) -> str | None:
+        scheme, _, credential = header.partition(" ")
+        if path.startswith("/app"):
+            if scheme.lower() != "bearer":
+                return None
+            try:
+                claims = jwt.decode(credential, self.public_key, algorithms=["RS256"],
+                                    options={"require": ["iat", "exp", "iss"]}, leeway=5)
+            except jwt.PyJWTError:
+                return None
+            ok = str(claims["iss"]) == str(self.app_id) and claims["exp"] - claims["iat"] <= 660
+            return "app" if ok else None
+        if scheme.lower() not in ("token", "bearer"):
+            return None
+        grant = self.tokens.get(credential)
+        if grant is None or grant[1] <= time.time():
+            return None
+        return f"installation:{grant[0]}"
+
+    def _route(self, method: str, path: str, body: Any, auth: str) -> tuple[int, Any]:
+        if method == "GET" and path == "/app":
+            return 200, {"id": self.app_id, "slug": "ragcode", "name": "ragcode", "owner": None,
+                         "node_id": "A_1", "description": "", "external_url": "", "html_url": "",
+                         "created_at": _now(), "updated_at": _now(), "permissions": {}, "events": []}
+        match = re.fullmatch(r"/app/installations/(\d+)/access_tokens", path)
+        if method == "POST" and match:
+            token = "ghs_" + secrets.token_hex(18)
+            expires = time.time() + self.token_ttl
+            with self.lock:
+                self.tokens[token] = (int(match[1]), expires)
+            return 201, {"token": token, "expires_at": _iso(expires), "permissions": {"contents": "read"},
+                         "repository_selection": "all"}
+        match = re.fullmatch(r"/repos/([^/]+/[^/]+)(/.*)?", path)
+        if not match or match[1] not in self.repos:
+            return self._error(404, f"{method} {path}: unknown repository")
+        return self._repo_route(method, self.repos[match[1]], match[2] or "", body)
+
+    def _repo_route(self, method: str, repo: Repo, rest: str, body: Any) -> tuple[int, Any]:
+        base = f"{self.url}/repos/{repo.full_name}"
+        if method == "GET" and rest == "":
+            owner, name = repo.full_name.split("/")
+            return 200, {"id": repo.id, "node_id": f"R_{repo.id}", "name": name, "full_name": repo.full_name,
+                         "private": True, "owner": _user(owner, "Organization"), "html_url": repo.html_url,
+                         "url": base, "clone_url": repo.clone_url, "default_branch": repo.default_branch}
+        if method == "POST" and rest == "/check-runs":
+            run_id = next(self._ids)
+            run = {"id": run_id, "repo": repo.full_name, "url": f"{base}/check-runs/{run_id}", "node_id": "CR",
+                   "conclusion": None, "html_url": f"{repo.html_url}/runs/{run_id}", **body}
+            with self.lock:
+                self.check_runs[run_id] = run
+                self.check_run_history[run_id] = [dict(body)]
+            return 201, run
+        match = re.fullmatch(r"/check-runs/(\d+)", rest)
+        if method == "PATCH" and match and int(match[1]) in self.check_runs:
+            with self.lock:
+                run = self.check_runs[int(match[1])]
+                run.update(body)
+                self.check_run_history[run["id"]].append(dict(body))
+            return 200, run
+        match = re.fullmatch(r"/collaborators/([^/]+)/permission", rest)
+        if method == "GET" and match:
+            role = repo.permissions.get(match[1], "none")
+            legacy = {"maintain": "write", "triage": "read"}.get(role, role)
+            return 200, {"permission": legacy, "role_name": role, "user": _user(match[1])}
+        match = re.fullmatch(r"/issues/(\d+)/comments", rest)
+        if method == "POST" and match:
+            comment_id = next(self._ids)
+            comment = {"id": comment_id, "repo": repo.full_name, "issue": int(match[1]), "body": body["body"],
+                       "url": f"{base}/issues/comments/{comment_id}", "user": _user("ragcode[bot]", "Bot"),
+                       "html_url": f"{repo.html_url}/issues/{match[1]}#issuecomment-{comment_id}",
+                       "created_at": _now(), "updated_at": _now()}
+            with self.lock:
+                self.comments.append(comment)
+            return 201, comment
+        match = re.fullmatch(r"/issues/comments/(\d+)/reactions", rest)
+        if method == "POST" and match:
+            reaction = {"id": next(self._ids), "repo": repo.full_name, "comment": int(match[1]),
+                        "content": body["content"], "user": _user("ragcode[bot]", "Bot"), "created_at": _now()}
+            with self.lock:
+                self.reactions.append(reaction)
+            return 201, reaction
+        match = re.fullmatch(r"/pulls/(\d+)/files", rest)
+        if method == "GET" and match:
+            files = repo.pull_files.get(int(match[1]), [])
+            return 200, [{"sha": "0" * 40, "filename": name, "status": "modified", "additions": 1, "deletions": 0,
+                          "changes": 1, "blob_url": "", "raw_url": "", "contents_url": ""} for name in files]
+        return self._error(404, f"{method} {rest}: not served by the stand-in")
+
+
+def _handler(standin: GitHubStandIn) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            headers = {key.lower(): value for key, value in self.headers.items()}
+            status, payload = standin.handle(self.command, self.path, headers, raw)
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json; charset=utf-8")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+def _user(login: str, kind: str = "User") -> dict[str, Any]:
+    return {"login": login, "id": abs(hash(login)) % 10**8, "node_id": "U", "type": kind, "site_admin": False,
+            "url": f"https://api.github.example/users/{login}", "html_url": f"https://github.example/{login}"}
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _now() -> str:
+    return _iso(time.time())
+
+
+# deliveries, built from the real example payloads
+
+WEBHOOKS = Path("/work/shared/data/github-webhooks")
+
+
+def example(name: str) -> dict[str, Any]:
+    """A real example payload, e.g. ``push/with-new-branch``."""
+    return json.loads((WEBHOOKS / f"{name}.json").read_text())
+
+
+def with_repository(payload: dict[str, Any], repo: Repo, installation: int) -> dict[str, Any]:
+    """``payload`` moved to ``repo`` (names, clone URL, default branch) and to ``installation``."""
+    owner, name = repo.full_name.split("/")
+    payload = json.loads(json.dumps(payload))
+    if "repository" in payload:
+        payload["repository"].update(
+            id=repo.id, name=name, full_name=repo.full_name, clone_url=repo.clone_url, html_url=repo.html_url,
+            default_branch=repo.default_branch, master_branch=repo.default_branch,
+        )
+        payload["repository"]["owner"]["login"] = owner
+    payload["installation"] = {"id": installation, "node_id": "I"}
+    return payload
+
+
+def push_payload(repo: Repo, installation: int, branch: str, before: str, after: str, **changes: Any) -> dict:
+    """A push of ``branch`` from ``before`` to ``after`` (from the real ``push/with-new-branch`` example)."""
+    payload = with_repository(example("push/with-new-branch"), repo, installation)
+    payload.update(ref=f"refs/heads/{branch}", before=before, after=after, created=before == "0" * 40,
+                   deleted=after == "0" * 40, forced=False)
+    payload.update(changes)
+    return payload
+
+
+def comment_payload(repo: Repo, installation: int, body: str, *, login: str = "octocat", user_type: str = "User",
+                    issue: int = 1, pull_request: bool = False, comment_id: int = 4242) -> dict:
+    """A new issue (or pull request) comment (from the real ``issue_comment/created.with-installation``)."""
+    payload = with_repository(example("issue_comment/created.with-installation"), repo, installation)
+    payload["comment"].update(id=comment_id, body=body)
+    payload["comment"]["user"].update(login=login, type=user_type)
+    payload["issue"]["number"] = issue
+    if pull_request:
+        payload["issue"]["pull_request"] = {"url": f"https://api.github.example/repos/{repo.full_name}/pulls/{issue}"}
+    return payload
+
+
+def installation_payload(repos: list[Repo], installation: int) -> dict:
+    """``installation.created`` for ``repos`` (from the real example)."""
+    payload = example("installation/created")
+    payload["installation"]["id"] = installation
+    payload["repositories"] = [{"id": r.id, "node_id": "R", "name": r.full_name.split("/")[1],
+                                "full_name": r.full_name, "private": True} for r in repos]
+    return payload

@@ -1,0 +1,309 @@
+"""The webhook service in-process (Starlette's test client) against the stand-in GitHub API on loopback."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import git
+import pytest
+from github import GithubException
+from starlette.testclient import TestClient
+
+from bot.config import ConfigError, Settings
+from bot.github.client import GitHubApp, check_app_settings
+from bot.github.mirror import MirrorError, Mirrors, auth_env, branch_head
+from bot.webhooks.app import create_app
+from bot.webhooks.signature import sign, verify
+from tests.github_standin import (
+    WEBHOOKS,
+    GitHubStandIn,
+    comment_payload,
+    example,
+    generate_private_key,
+    installation_payload,
+    push_payload,
+)
+
+APP_ID = 4711
+SECRET = "It's a Secret to Everybody"
+INSTALLATION = 31
+
+
+@pytest.fixture(scope="module")
+def keys() -> tuple[str, str]:
+    return generate_private_key()
+
+
+@pytest.fixture
+def github(keys):
+    standin = GitHubStandIn(APP_ID, keys[1]).start()
+    yield standin
+    standin.stop()
+
+
+def make_settings(home: Path, github: GitHubStandIn, keys, **overrides) -> Settings:
+    values = dict(home=home, github_api_url=github.url, github_app_id=str(APP_ID), github_private_key=keys[0],
+                  github_webhook_secret=SECRET, allow_file_urls=True, job_backoff_seconds=0.2)
+    return Settings(**(values | overrides))
+
+
+def make_repo(path: Path, files: dict[str, str], branch: str = "main") -> git.Repo:
+    repo = git.Repo.init(path, initial_branch=branch)
+    for name, text in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
+    repo.index.add(list(files))
+    repo.index.commit("initial")
+    return repo
+
+
+def post(client: TestClient, event: str, payload=None, *, body: bytes | None = None, delivery: str | None = None,
+         signature: str | None = "sign"):
+    raw = body if body is not None else json.dumps(payload).encode()
+    headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+               "Content-Type": "application/json"}
+    if signature == "sign":
+        headers["X-Hub-Signature-256"] = sign(SECRET, raw)
+    elif signature is not None:
+        headers["X-Hub-Signature-256"] = signature
+    return client.post("/webhook", content=raw, headers=headers)
+
+
+def wait_idle(client: TestClient, timeout: float = 30) -> None:
+    """Until no job is queued or running."""
+    queue = client.app.state.queue
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        counts = queue.counts()
+        if counts["queued"] == 0 and counts["running"] == 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"jobs still pending: {queue.counts()}")
+
+
+@pytest.fixture
+def paused(tmp_path, github, keys):
+    """The service with its workers paused: only the HTTP side runs."""
+    with TestClient(create_app(make_settings(tmp_path / "home", github, keys, pause_workers=True))) as client:
+        yield client
+
+
+@pytest.fixture
+def source(tmp_path, github):
+    repo = make_repo(tmp_path / "src", {"app.py": "def hello():\n    return 'hi'\n"})
+    return repo, github.add_repo("acme/widgets", f"file://{tmp_path / 'src'}", octocat="write", reader="read")
+
+
+# signatures and bad input
+
+
+def test_signature_is_hmac_sha256_of_the_raw_body():
+    body = b'{"zen": "Keep it logically awesome."}'
+    assert verify(SECRET, body, sign(SECRET, body))
+    assert not verify(SECRET, body + b" ", sign(SECRET, body))
+    assert not verify(SECRET, body, None) and not verify("", body, sign("", body))
+    assert not verify(SECRET, body, "sha256=" + "0" * 64) and not verify(SECRET, body, "sha1=abc")
+
+
+@pytest.mark.parametrize("signature", [None, "", "sha256=deadbeef", sign("another secret", b"{}")])
+def test_bad_or_missing_signatures_get_401_and_queue_nothing(paused, source, signature):
+    payload = push_payload(source[1], INSTALLATION, "main", "0" * 40, source[0].head.commit.hexsha)
+    response = post(paused, "push", payload, delivery="d-1", signature=signature)
+    assert response.status_code == 401
+    assert paused.app.state.queue.counts() == {"queued": 0, "running": 0, "parked": 0}
+    # the delivery was not recorded either: the same id, signed, is new work
+    assert post(paused, "push", payload, delivery="d-1").status_code == 202
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"not json", b"\xff\xfe", b"[1, 2]", b'"text"', b'{"ref": "refs/heads/main"}', b'{"ref": 5}']
+)
+def test_malformed_bodies_get_400(paused, body):
+    assert post(paused, "push", body=body).status_code == 400
+
+
+def test_missing_delivery_or_event_headers_get_400(paused):
+    body = json.dumps(example("ping/default")).encode()
+    signed = {"X-Hub-Signature-256": sign(SECRET, body)}
+    assert paused.post("/webhook", content=body, headers=signed | {"X-GitHub-Event": "ping"}).status_code == 400
+    assert paused.post("/webhook", content=body, headers=signed | {"X-GitHub-Delivery": "x"}).status_code == 400
+
+
+def test_oversized_bodies_get_413_before_anything_else(tmp_path, github, keys):
+    settings = make_settings(tmp_path / "home", github, keys, pause_workers=True, webhook_max_bytes=1024)
+    with TestClient(create_app(settings)) as client:
+        assert post(client, "push", body=b"x" * 4096).status_code == 413
+        assert post(client, "push", body=b"x" * 4096, signature=None).status_code == 413
+        assert post(client, "ping", {"zen": "Small is fine.", "hook_id": 1}).status_code == 200
+
+
+@pytest.mark.parametrize("path", sorted(p.relative_to(WEBHOOKS) for p in WEBHOOKS.glob("*/*.json")
+                                        if p.parent.name != "schemas"), ids=str)
+def test_every_real_example_payload_is_answered_without_5xx(paused, path):
+    payload = json.loads((WEBHOOKS / path).read_text())
+    response = post(paused, path.parent.name, payload)
+    assert response.status_code in (200, 202, 400), response.text
+
+
+# routing
+
+
+def test_ping_and_ignored_events_get_200(paused, source):
+    assert post(paused, "ping", example("ping/with-app_id")).json()["zen"]
+    assert post(paused, "pull_request", example("pull_request/opened")).status_code == 200
+    assert post(paused, "star", {"action": "created"}).status_code == 200
+    assert post(paused, "installation", example("installation/deleted")).status_code == 200
+    tag = push_payload(source[1], INSTALLATION, "main", "0" * 40, "a" * 40, ref="refs/tags/v1.0")
+    assert post(paused, "push", tag).status_code == 200
+    for action in ("edited", "deleted"):
+        payload = comment_payload(source[1], INSTALLATION, "/ragcode help")
+        payload["action"] = action
+        assert post(paused, "issue_comment", payload).json()["ignored"] is True
+    bot = comment_payload(source[1], INSTALLATION, "/ragcode help", login="ragcode[bot]", user_type="Bot")
+    assert post(paused, "issue_comment", bot).status_code == 200
+    chatter = comment_payload(source[1], INSTALLATION, "Looks good to me")
+    assert post(paused, "issue_comment", chatter).status_code == 200
+    assert paused.app.state.queue.counts()["queued"] == 0
+
+
+def test_work_is_queued_with_202_and_a_redelivery_is_not_processed_twice(paused, source):
+    payload = push_payload(source[1], INSTALLATION, "main", "0" * 40, source[0].head.commit.hexsha)
+    first = post(paused, "push", payload, delivery="abc-1")
+    again = post(paused, "push", payload, delivery="abc-1")
+    assert first.status_code == 202 and first.json()["delivery"] == "abc-1"
+    assert again.status_code == 200 and again.json() == {"delivery": "abc-1", "job": first.json()["job"],
+                                                        "duplicate": True}
+    assert paused.app.state.queue.counts()["queued"] == 1
+
+
+def test_installation_queues_a_full_index_per_repository(paused, source, github):
+    other = github.add_repo("acme/gadgets", source[1].clone_url)
+    response = post(paused, "installation", installation_payload([source[1], other], INSTALLATION))
+    assert response.status_code == 202 and len(response.json()["jobs"]) == 2
+    added = example("installation_repositories/added")
+    added["installation"]["id"] = INSTALLATION
+    assert post(paused, "installation_repositories", added).status_code == 202
+    assert paused.app.state.queue.full_index_pending("Codertocat/Space")
+
+
+def test_healthz_and_metrics(paused):
+    health = paused.get("/healthz")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    post(paused, "ping", example("ping/default"))
+    text = paused.get("/metrics").text
+    assert 'ragcode_deliveries_total{event="ping",outcome="ping"}' in text
+    assert "ragcode_queue_depth" in text and 'ragcode_jobs{state="parked"}' in text
+
+
+# commands, run by the workers against the stand-in
+
+
+def test_help_command_gets_eyes_and_a_reply(tmp_path, github, keys, source):
+    with TestClient(create_app(make_settings(tmp_path / "home", github, keys))) as client:
+        assert post(client, "issue_comment", comment_payload(source[1], INSTALLATION, "/ragcode help")).status_code == 202
+        wait_idle(client)
+    assert [r["content"] for r in github.reactions if r["comment"] == 4242] == ["eyes"]
+    [reply] = github.comments_on("acme/widgets", 1)
+    assert "/ragcode search" in reply["body"]
+    assert github.recorded("GET", r"/repos/acme/widgets/collaborators/octocat/permission")
+    assert github.errors == []
+
+
+def test_commands_need_write_permission_by_default(tmp_path, github, keys, source):
+    with TestClient(create_app(make_settings(tmp_path / "home", github, keys))) as client:
+        post(client, "issue_comment", comment_payload(source[1], INSTALLATION, "/ragcode help", login="reader"))
+        post(client, "issue_comment", comment_payload(source[1], INSTALLATION, "/ragcode help", login="stranger"))
+        wait_idle(client)
+    assert len(github.recorded("GET", r"/repos/acme/widgets/collaborators/\w+/permission")) == 2
+    assert github.reactions == [] and github.comments == []
+    assert github.errors == []
+
+
+def test_rate_limit_gets_a_polite_reply_without_eyes(tmp_path, github, keys, source):
+    settings = make_settings(tmp_path / "home", github, keys, rate_limit_per_hour=1, workers=1)
+    with TestClient(create_app(settings)) as client:
+        for comment_id in (1, 2):
+            payload = comment_payload(source[1], INSTALLATION, "/ragcode help", comment_id=comment_id)
+            post(client, "issue_comment", payload)
+            wait_idle(client)
+    assert [r["comment"] for r in github.reactions] == [1]
+    replies = [c["body"] for c in github.comments_on("acme/widgets", 1)]
+    assert len(replies) == 2 and "잠시 후 다시" in replies[1]
+
+
+def test_questions_before_the_first_index_say_so(tmp_path, github, keys, source):
+    with TestClient(create_app(make_settings(tmp_path / "home", github, keys))) as client:
+        post(client, "issue_comment", comment_payload(source[1], INSTALLATION, "/ragcode search hello"))
+        wait_idle(client)
+    [reply] = github.comments_on("acme/widgets", 1)
+    assert "색인하는 중" in reply["body"]
+
+
+# GitHub access
+
+
+def test_installation_tokens_are_cached_until_shortly_before_expiry(tmp_path, github, keys):
+    app = GitHubApp(make_settings(tmp_path, github, keys))
+    assert app.token(INSTALLATION) == app.token(INSTALLATION)
+    [grant] = github.recorded("POST", rf"/app/installations/{INSTALLATION}/access_tokens")
+    assert grant.auth == "app"
+    github.token_ttl = 60  # tokens that expire within the refresh margin are replaced on every use
+    app.token(8)
+    app.token(8)
+    assert len(github.recorded("POST", r"/app/installations/8/access_tokens")) == 2
+    assert github.errors == []
+
+
+def test_a_jwt_signed_with_another_key_is_refused(tmp_path, github, keys):
+    other_key, _ = generate_private_key()
+    app = GitHubApp(make_settings(tmp_path, github, keys, github_private_key=other_key))
+    with pytest.raises(GithubException) as raised:
+        app.token(INSTALLATION)
+    assert raised.value.status == 401
+
+
+def test_serve_refuses_to_start_without_secret_or_app_credentials(tmp_path, github, keys):
+    settings = make_settings(tmp_path, github, keys)
+    check_app_settings(settings)
+    for change, variable in [({"github_webhook_secret": ""}, "GITHUB_WEBHOOK_SECRET"),
+                             ({"github_app_id": ""}, "GITHUB_APP_ID"),
+                             ({"github_private_key": "not a key"}, "GITHUB_PRIVATE_KEY"),
+                             ({"github_private_key": "", "github_private_key_path": str(tmp_path / "none.pem")},
+                              "GITHUB_PRIVATE_KEY_PATH")]:
+        with pytest.raises(ConfigError, match=variable):
+            check_app_settings(make_settings(tmp_path, github, keys, **change))
+
+
+def test_mirrors_fetch_new_commits_and_prune_deleted_branches(tmp_path):
+    work = make_repo(tmp_path / "src", {"a.py": "x = 1\n"})
+    work.create_head("feature")
+    mirrors = Mirrors(tmp_path / "mirrors", allow_file_urls=True)
+    mirror = mirrors.sync("acme/widgets", f"file://{tmp_path / 'src'}", token=None)
+    first = branch_head(mirror, "main")
+    assert first == work.head.commit.hexsha and branch_head(mirror, "feature") == first
+    (tmp_path / "src/a.py").write_text("x = 2\n")
+    work.index.add(["a.py"])
+    second = work.index.commit("change").hexsha
+    work.delete_head("feature", force=True)
+    mirror = mirrors.sync("acme/widgets", f"file://{tmp_path / 'src'}", token=None)
+    assert branch_head(mirror, "main") == second and branch_head(mirror, "feature") is None
+    assert mirror.bare and mirror.commit(first).hexsha == first  # the earlier objects are kept, not re-cloned
+
+
+def test_mirrors_refuse_file_urls_unless_allowed_and_other_schemes(tmp_path):
+    with pytest.raises(MirrorError, match="RAGCODE_ALLOW_FILE_URLS"):
+        Mirrors(tmp_path).sync("acme/widgets", f"file://{tmp_path}", token=None)
+    for url in ("http://github.example/a/b.git", "ssh://git@github.example/a/b.git", "/srv/a/b.git"):
+        with pytest.raises(MirrorError):
+            Mirrors(tmp_path, allow_file_urls=True).sync("acme/widgets", url, token=None)
+    with pytest.raises(MirrorError):
+        Mirrors(tmp_path).path("../../etc")
+
+
+def test_the_token_reaches_git_as_a_header_not_in_the_url():
+    env = auth_env("https://github.example/a/b.git", "ghs_secret")
+    assert env["GIT_CONFIG_KEY_0"] == "http.extraHeader" and "ghs_secret" not in env["GIT_CONFIG_VALUE_0"]
+    assert "GIT_CONFIG_COUNT" not in auth_env("file:///srv/a/b.git", "ghs_secret")
