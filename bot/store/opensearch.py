@@ -1,0 +1,457 @@
+"""The production store: documents, branch state and caches in an OpenSearch cluster shared by every instance."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from opensearchpy import (
+    AuthenticationException,
+    AuthorizationException,
+    NotFoundError,
+    OpenSearch,
+    RequestError,
+    RequestsHttpConnection,
+    TransportError,
+)
+from opensearchpy import ConnectionError as OpenSearchConnectionError
+
+from bot.config import ConfigError, Settings
+from bot.documents import BranchState, Document, DocumentRef
+from bot.store import opensearch_bodies as bodies
+from bot.store.base import StoreError
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+BULK_ATTEMPTS = 5
+BULK_BACKOFF = 0.2  # seconds before the first retry of throttled bulk items; doubles each time
+BULK_MAX_ACTIONS = 1000
+BULK_MAX_BYTES = 8 * 1024 * 1024  # below the 10 MB request limit of the smallest managed instances
+PAGE = 1000  # ids or paths per query, documents per page
+MAX_BRANCHES = 10_000
+_INDEX_PREFIX = re.compile(r"[a-z0-9][a-z0-9_.-]{0,200}")
+
+
+def _reason(error: Exception) -> str:
+    """One line saying why a request failed."""
+    if isinstance(error, TransportError):
+        info = error.info
+        if isinstance(info, dict) and isinstance(info.get("error"), dict):
+            cause = info["error"]
+            root = (cause.get("root_cause") or [cause])[0]
+            return f"{root.get('type', 'error')}: {root.get('reason', '')}".strip()
+        return f"{error.status_code} {error.error}"
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class OpenSearchStore:
+    """``Store`` on OpenSearch: one documents index per vector dimension plus state and cache indices."""
+
+    def __init__(self, settings: Settings) -> None:
+        prefix = settings.opensearch_index_prefix
+        if not _INDEX_PREFIX.fullmatch(prefix):
+            raise ConfigError(f"RAGCODE_OPENSEARCH_INDEX_PREFIX: {prefix!r} is not a valid index name prefix "
+                              "(lower case letters, digits, '-', '_', '.')")
+        if settings.opensearch_aws_service not in ("es", "aoss"):
+            raise ConfigError("RAGCODE_OPENSEARCH_AWS_SERVICE: must be es (managed domains) or aoss (serverless)")
+        if settings.opensearch_shards < 1:
+            raise ConfigError("RAGCODE_OPENSEARCH_SHARDS: must be at least 1")
+        if settings.opensearch_timeout <= 0:
+            raise ConfigError("RAGCODE_OPENSEARCH_TIMEOUT: must be positive")
+        self.url = settings.opensearch_url
+        self.prefix = prefix
+        self.serverless = settings.opensearch_aws_sigv4 and settings.opensearch_aws_service == "aoss"
+        self.shards: int | None = None if self.serverless else settings.opensearch_shards
+        self.client = OpenSearch(
+            hosts=[self.url],
+            http_auth=self._auth(settings),
+            connection_class=RequestsHttpConnection,
+            verify_certs=settings.opensearch_verify_certs,
+            ssl_show_warn=settings.opensearch_verify_certs,
+            ca_certs=settings.opensearch_ca_certs or None,
+            timeout=settings.opensearch_timeout,
+            max_retries=settings.opensearch_max_retries,
+            retry_on_timeout=True,
+            retry_on_status=tuple(sorted(RETRY_STATUSES)),
+            http_compress=True,
+        )
+        self._check_cluster()
+        self._ensure_index(bodies.state_index(prefix), bodies.state_index_body(self.shards))
+        self._ensure_index(bodies.summaries_index(prefix), bodies.summaries_index_body(self.shards))
+        self._ensure_index(bodies.vectors_index(prefix), bodies.vectors_index_body(self.shards))
+
+    @staticmethod
+    def _auth(settings: Settings) -> Any:
+        if settings.opensearch_aws_sigv4:
+            import boto3
+            from opensearchpy import AWSV4SignerAuth
+
+            session = boto3.Session()
+            credentials = session.get_credentials()
+            if credentials is None:
+                raise StoreError("RAGCODE_OPENSEARCH_AWS_SIGV4 is on but boto3 finds no AWS credentials")
+            region = settings.opensearch_aws_region or session.region_name
+            if not region:
+                raise ConfigError("RAGCODE_OPENSEARCH_AWS_REGION: required for SigV4 (or set AWS_REGION)")
+            return AWSV4SignerAuth(credentials, region, settings.opensearch_aws_service)
+        if settings.opensearch_user:
+            return (settings.opensearch_user, settings.opensearch_password)
+        return None
+
+    def _check_cluster(self) -> None:
+        """Fail with one line when the cluster cannot be reached or lacks the Korean analyzer."""
+        try:
+            if not self.serverless:
+                info = self.client.info()
+                log.info("OpenSearch %s at %s", info.get("version", {}).get("number", "?"), self.url)
+        except AuthenticationException:
+            raise StoreError(f"OpenSearch at {self.url} rejected the credentials "
+                             "(OPENSEARCH_USER/OPENSEARCH_PASSWORD or AWS)") from None
+        except AuthorizationException as error:
+            raise StoreError(f"OpenSearch at {self.url} denied access: {_reason(error)}") from None
+        except (OpenSearchConnectionError, TransportError) as error:
+            raise StoreError(f"OpenSearch at {self.url} is unreachable: {_reason(error)}") from None
+        if self.serverless:
+            return  # no _cat/plugins on serverless; Nori is built in there
+        try:
+            plugins = self.client.cat.plugins(format="json")
+        except TransportError as error:
+            # Without the permission to list plugins, creating the documents index reports it instead.
+            log.warning("cannot list the plugins of %s (%s); not checking for analysis-nori", self.url, _reason(error))
+            return
+        if not any("nori" in str(plugin.get("component", "")) for plugin in plugins):
+            raise StoreError(f"OpenSearch at {self.url} lacks the analysis-nori plugin "
+                             "(install it with: opensearch-plugin install analysis-nori)")
+
+    def _ensure_index(self, name: str, body: dict[str, Any]) -> None:
+        try:
+            if self.client.indices.exists(index=name):
+                return
+            self.client.indices.create(index=name, body=body)
+            log.info("created index %s", name)
+        except RequestError as error:
+            reason = _reason(error)
+            if "resource_already_exists" in reason:
+                return  # another instance created it first
+            if "nori" in reason:
+                raise StoreError(f"OpenSearch at {self.url} cannot create {name}: the analysis-nori plugin "
+                                 f"is missing ({reason})") from None
+            raise StoreError(f"OpenSearch at {self.url} cannot create {name}: {reason}") from None
+        except TransportError as error:
+            raise StoreError(f"OpenSearch at {self.url} cannot create {name}: {_reason(error)}") from None
+
+    def _documents_indices(self) -> dict[int, str]:
+        """Existing documents indices by dimension."""
+        try:
+            names = self.client.indices.get_alias(index=bodies.documents_pattern(self.prefix))
+        except NotFoundError:
+            return {}
+        found = {}
+        for name in names:
+            dimension = bodies.dimension_of(self.prefix, name)
+            if dimension is not None:
+                found[dimension] = name
+        return found
+
+    def _call(self, what: str, method: Any, **kwargs: Any) -> Any:
+        try:
+            return method(**kwargs)
+        except TransportError as error:
+            raise StoreError(f"OpenSearch {what} failed: {_reason(error)}") from None
+        except OpenSearchConnectionError as error:
+            raise StoreError(f"OpenSearch at {self.url} is unreachable: {_reason(error)}") from None
+
+    def _search(self, index: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        response = self._call("search", self.client.search, index=index, body=body,
+                              params={"ignore_unavailable": "true", "allow_no_indices": "true"})
+        return response["hits"]["hits"]
+
+    # --- state ---------------------------------------------------------------------------------
+
+    def branch_state(self, repo: str, branch: str) -> BranchState | None:
+        """The indexed commit of ``repo``/``branch``, or None if it was never indexed."""
+        try:
+            response = self.client.get(index=bodies.state_index(self.prefix), id=bodies.state_id(repo, branch))
+        except NotFoundError:
+            return None
+        except (TransportError, OpenSearchConnectionError) as error:
+            raise StoreError(f"OpenSearch get failed: {_reason(error)}") from None
+        state = bodies.state_from_source(response["_source"])
+        return state if (state.repo, state.branch) == (repo, branch) else None
+
+    def branch_states(self) -> list[BranchState]:
+        """Every indexed repository branch."""
+        hits = self._search(bodies.state_index(self.prefix), bodies.branch_states_body(MAX_BRANCHES))
+        return [bodies.state_from_source(hit["_source"]) for hit in hits]
+
+    def set_state(self, repo: str, branch: str, commit: str, embedder: str, dimension: int) -> None:
+        """Record ``commit`` as indexed, then drop the branch's documents left in other dimensions' indices."""
+        indices = self._documents_indices()
+        for other_dimension, index in indices.items():
+            if other_dimension != dimension:
+                self._delete_branch_in(index, repo, branch)
+        functions = 0
+        if dimension in indices:
+            functions = self._call("count", self.client.count, index=indices[dimension],
+                                   body=bodies.count_branch_body(repo, branch))["count"]
+        state = BranchState(repo=repo, branch=branch, commit=commit, functions=int(functions),
+                            indexed_at=time.time(), embedder=embedder, dimension=dimension)
+        self._call("index", self.client.index, index=bodies.state_index(self.prefix),
+                   id=bodies.state_id(repo, branch), body=bodies.state_source(state), params={"refresh": "true"})
+        for other_dimension, index in indices.items():
+            if other_dimension != dimension:
+                self._drop_if_empty(index)
+
+    def _drop_if_empty(self, index: str) -> None:
+        """Delete a documents index of an abandoned dimension once no branch has documents in it."""
+        count = self._call("count", self.client.count, index=index, body=bodies.count_all_body())["count"]
+        if count == 0:
+            try:
+                self.client.indices.delete(index=index)
+                log.info("deleted the empty documents index %s", index)
+            except NotFoundError:
+                pass
+
+    def drop_branch(self, repo: str, branch: str) -> None:
+        """Remove a branch's documents and state."""
+        for index in self._documents_indices().values():
+            self._delete_branch_in(index, repo, branch)
+        try:
+            self.client.delete(index=bodies.state_index(self.prefix), id=bodies.state_id(repo, branch),
+                               params={"refresh": "true"})
+        except NotFoundError:
+            pass
+        except (TransportError, OpenSearchConnectionError) as error:
+            raise StoreError(f"OpenSearch delete failed: {_reason(error)}") from None
+
+    def _delete_branch_in(self, index: str, repo: str, branch: str) -> None:
+        response = self._call("delete_by_query", self.client.delete_by_query, index=index,
+                              body=bodies.delete_branch_body(repo, branch),
+                              params={"refresh": "true", "conflicts": "proceed", "ignore_unavailable": "true"})
+        if response.get("failures"):
+            raise StoreError(f"OpenSearch could not delete every document of {repo}@{branch} in {index}: "
+                             f"{json.dumps(response['failures'][0])[:300]}")
+
+    # --- documents -----------------------------------------------------------------------------
+
+    def refs(self, repo: str, branch: str, paths: Iterable[str] | None = None) -> list[DocumentRef]:
+        """Stored documents of the branch, limited to ``paths`` when given."""
+        pattern = bodies.documents_pattern(self.prefix)
+        groups: list[Sequence[str] | None]
+        if paths is None:
+            groups = [None]
+        else:
+            wanted = sorted(set(paths))
+            groups = list(_chunks(wanted, PAGE))
+        refs: list[DocumentRef] = []
+        for group in groups:
+            after: str | None = None
+            while True:
+                hits = self._search(pattern, bodies.refs_search_body(repo, branch, group, PAGE, after))
+                refs.extend(bodies.ref_from_source(hit["_source"]) for hit in hits)
+                if len(hits) < PAGE:
+                    break
+                after = hits[-1]["sort"][0]
+        return refs
+
+    def documents(self, repo: str, branch: str, ids: Sequence[str]) -> list[Document]:
+        """Full documents (vectors included) of the branch with these ids, in that order, missing ones left out."""
+        found: dict[str, Document] = {}
+        for chunk in _chunks(list(dict.fromkeys(ids)), PAGE):
+            for hit in self._search(bodies.documents_pattern(self.prefix), bodies.ids_search_body(repo, branch, chunk)):
+                document = bodies.document_from_source(hit["_source"])
+                if (document.repo, document.branch) == (repo, branch):
+                    found[hit["_id"]] = document
+        return [found[doc_id] for doc_id in ids if doc_id in found]
+
+    def _locate(self, repo: str, branch: str, ids: Sequence[str]) -> list[tuple[str, str]]:
+        """(index, id) of the branch's documents among ``ids``; ids of other branches are never found."""
+        located: list[tuple[str, str]] = []
+        for chunk in _chunks(list(dict.fromkeys(ids)), PAGE):
+            body = bodies.ids_search_body(repo, branch, chunk, source=False)
+            located.extend((hit["_index"], hit["_id"])
+                           for hit in self._search(bodies.documents_pattern(self.prefix), body))
+        return located
+
+    def write(self, repo: str, branch: str, upserts: Sequence[Document], deletes: Sequence[str]) -> None:
+        """Insert or replace ``upserts`` and delete ``deletes`` (ids) in the branch; durable on return."""
+        for document in upserts:
+            if (document.repo, document.branch) != (repo, branch):
+                raise StoreError(f"document {document.id} belongs to {document.repo}@{document.branch}, "
+                                 f"not {repo}@{branch}")
+        indices = self._documents_indices()
+        lines: list[dict[str, Any]] = []
+        if upserts:
+            dimension = self._dimension(repo, branch, upserts, indices)
+            target = bodies.documents_index(self.prefix, dimension)
+            if dimension not in indices:
+                self._ensure_index(target, bodies.documents_index_body(dimension, self.shards))
+            lines += bodies.bulk_index_lines(target, ((d.id, bodies.document_source(d)) for d in upserts))
+            if set(indices) - {dimension}:
+                # A document moves to the new dimension's index: drop its copy from the old one.
+                stale = self._locate(repo, branch, [d.id for d in upserts])
+                lines += bodies.bulk_delete_lines(item for item in stale if item[0] != target)
+        if deletes:
+            lines += bodies.bulk_delete_lines(self._locate(repo, branch, deletes))
+        self._bulk(lines)
+
+    def _dimension(self, repo: str, branch: str, upserts: Sequence[Document], indices: dict[int, str]) -> int:
+        """The dimension of the documents index ``upserts`` go to."""
+        dimensions = {int(np.asarray(d.vector).size) for d in upserts if d.vector is not None}
+        if len(dimensions) > 1:
+            raise StoreError(f"vectors of different dimensions ({sorted(dimensions)}) in one write to {repo}@{branch}")
+        if dimensions:
+            return dimensions.pop()
+        state = self.branch_state(repo, branch)
+        if state is not None and state.dimension in indices:
+            return state.dimension
+        if len(indices) == 1:
+            return next(iter(indices))
+        raise StoreError(f"cannot tell which vector dimension documents without vectors of {repo}@{branch} belong to")
+
+    def _bulk(self, lines: list[dict[str, Any]]) -> None:
+        """Send bulk lines in requests of bounded size; retry throttled items, raise on the others."""
+        for batch in self._batches(lines):
+            self._bulk_batch(batch)
+
+    @staticmethod
+    def _batches(lines: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+        batch: list[dict[str, Any]] = []
+        size = actions = 0
+        i = 0
+        while i < len(lines):
+            action = lines[i]
+            operation = next(iter(action))
+            group = [action] if operation == "delete" else [action, lines[i + 1]]
+            group_size = sum(len(json.dumps(line, ensure_ascii=False)) + 1 for line in group)
+            if batch and (actions >= BULK_MAX_ACTIONS or size + group_size > BULK_MAX_BYTES):
+                yield batch
+                batch, size, actions = [], 0, 0
+            batch += group
+            size += group_size
+            actions += 1
+            i += len(group)
+        if batch:
+            yield batch
+
+    def _bulk_batch(self, lines: list[dict[str, Any]]) -> None:
+        pending = lines
+        delay = BULK_BACKOFF
+        for attempt in range(1, BULK_ATTEMPTS + 1):
+            response = self._call("bulk", self.client.bulk, body=pending, params={"refresh": "true"})
+            retry: list[dict[str, Any]] = []
+            failed: list[str] = []
+            reasons: list[str] = []
+            groups = self._groups(pending)
+            if len(response["items"]) != len(groups):
+                raise StoreError(f"OpenSearch bulk answered {len(response['items'])} items for {len(groups)} actions")
+            for group, item in zip(groups, response["items"], strict=True):
+                operation, result = next(iter(item.items()))
+                status = int(result.get("status", 500))
+                if status < 300 or (operation == "delete" and status == 404):
+                    continue
+                if status in RETRY_STATUSES and attempt < BULK_ATTEMPTS:
+                    retry += group
+                    continue
+                failed.append(str(result.get("_id", next(iter(group[0].values())).get("_id"))))
+                error = result.get("error") or {}
+                reasons.append(f"{status} {error.get('type', '')}: {error.get('reason', '')}"
+                               if isinstance(error, dict) else f"{status} {error}")
+            if failed:
+                shown = ", ".join(failed[:10]) + (f" and {len(failed) - 10} more" if len(failed) > 10 else "")
+                raise StoreError(f"OpenSearch bulk failed for {len(failed)} document(s): {shown} ({reasons[0]})")
+            if not retry:
+                return
+            log.warning("OpenSearch throttled %d bulk action(s); retrying in %.1fs", len(self._groups(retry)), delay)
+            time.sleep(delay)
+            delay *= 2
+            pending = retry
+
+    @staticmethod
+    def _groups(lines: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """Bulk lines grouped per action (action line plus its source line, if any)."""
+        groups: list[list[dict[str, Any]]] = []
+        i = 0
+        while i < len(lines):
+            width = 1 if "delete" in lines[i] else 2
+            groups.append(lines[i:i + width])
+            i += width
+        return groups
+
+    # --- caches --------------------------------------------------------------------------------
+
+    def _mget(self, index: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+        sources: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(ids, PAGE):
+            response = self._call("mget", self.client.mget, index=index, body=bodies.mget_body(chunk))
+            for doc in response["docs"]:
+                if doc.get("found"):
+                    sources[doc["_id"]] = doc["_source"]
+        return sources
+
+    def cached_summaries(self, keys: Sequence[str]) -> dict[str, str]:
+        """Summaries from the cache by key (model, language and content hash)."""
+        ids = {bodies.cache_id(key): key for key in keys}
+        sources = self._mget(bodies.summaries_index(self.prefix), list(ids))
+        return {ids[doc_id]: source["summary"] for doc_id, source in sources.items()
+                if source.get("key") == ids[doc_id]}
+
+    def cache_summaries(self, entries: dict[str, str]) -> None:
+        """Add summaries to the cache."""
+        index = bodies.summaries_index(self.prefix)
+        self._bulk(bodies.bulk_index_lines(
+            index, ((bodies.cache_id(key), bodies.summary_source(key, summary)) for key, summary in entries.items())))
+
+    def cached_vectors(self, embedder: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """Embeddings from the cache by embedder and text hash."""
+        ids = {bodies.cache_id(embedder, key): key for key in keys}
+        sources = self._mget(bodies.vectors_index(self.prefix), list(ids))
+        return {ids[doc_id]: bodies.vector_from_source(source) for doc_id, source in sources.items()
+                if (source.get("embedder"), source.get("key")) == (embedder, ids[doc_id])}
+
+    def cache_vectors(self, embedder: str, entries: dict[str, np.ndarray]) -> None:
+        """Add embeddings to the cache."""
+        index = bodies.vectors_index(self.prefix)
+        self._bulk(bodies.bulk_index_lines(index, (
+            (bodies.cache_id(embedder, key), bodies.vector_source(embedder, key, vector))
+            for key, vector in entries.items())))
+
+    # --- search --------------------------------------------------------------------------------
+
+    def lexical_search(self, repo: str, branch: str, query: str, limit: int) -> list[tuple[str, float]]:
+        """(document id, score) best first, by keyword relevance (Korean morphemes and identifiers)."""
+        if not query.strip() or limit < 1:
+            return []
+        hits = self._search(bodies.documents_pattern(self.prefix),
+                            bodies.lexical_search_body(repo, branch, query, limit))
+        return [(hit["_id"], float(hit["_score"])) for hit in hits]
+
+    def vector_search(self, repo: str, branch: str, vector: np.ndarray, limit: int) -> list[tuple[str, float]]:
+        """(document id, inner product) best first."""
+        if limit < 1:
+            return []
+        index = bodies.documents_index(self.prefix, int(np.asarray(vector).size))
+        hits = self._search(index, bodies.knn_search_body(repo, branch, vector, limit))
+        return [(hit["_id"], bodies.inner_product(float(hit["_score"]))) for hit in hits]
+
+    def ping(self) -> bool:
+        """True when the store answers."""
+        try:
+            return bool(self.client.ping())
+        except Exception:  # noqa: BLE001 - any failure means "not answering"
+            return False
+
+    def close(self) -> None:
+        """Release files and connections."""
+        self.client.close()

@@ -1,0 +1,336 @@
+"""Pure builders of the OpenSearch request bodies the store sends, and readers of what comes back."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from bot.documents import BranchState, Document, DocumentRef
+
+VECTOR_FIELD = "vector"
+# Part-of-speech tags dropped from summaries: endings, particles, interjections, adverbs,
+# determiners, symbols and affixes (the stop tags of the Korean reference setup).
+NORI_STOP_TAGS = ("E", "IC", "J", "MAG", "MAJ", "MM", "SP", "SSC", "SSO", "SC", "SE",
+                  "XPN", "XSA", "XSN", "XSV", "UNA", "NA", "VSV")
+# Splits on anything but letters and digits, and inside identifiers at camelCase humps and
+# letter/digit boundaries: validateUserToken -> validate, User, Token; HTTPServer2 -> HTTP, Server, 2.
+IDENTIFIER_PATTERN = (r"[^\p{L}\p{N}]+"
+                      r"|(?<=\p{Ll})(?=\p{Lu})"
+                      r"|(?<=\p{Lu})(?=\p{Lu}\p{Ll})"
+                      r"|(?<=\p{L})(?=\p{N})"
+                      r"|(?<=\p{N})(?=\p{L})")
+LEXICAL_FIELDS = ("name^3", "summary^2", "path.parts", "code")
+REF_FIELDS = ("id", "path", "name", "content_hash", "start_line", "end_line", "summary_ok")
+HNSW_PARAMETERS = {"m": 16, "ef_construction": 128}
+
+
+def documents_index(prefix: str, dimension: int) -> str:
+    """The documents index for vectors of ``dimension``: one per dimension, so embedders can change."""
+    return f"{prefix}-documents-{dimension}"
+
+
+def documents_pattern(prefix: str) -> str:
+    """A pattern matching every documents index of ``prefix``."""
+    return f"{prefix}-documents-*"
+
+
+def dimension_of(prefix: str, index: str) -> int | None:
+    """The dimension in a documents index name, None for other names."""
+    head = f"{prefix}-documents-"
+    tail = index.removeprefix(head)
+    return int(tail) if index.startswith(head) and tail.isdigit() else None
+
+
+def state_index(prefix: str) -> str:
+    """The index of branch states."""
+    return f"{prefix}-state"
+
+
+def summaries_index(prefix: str) -> str:
+    """The summary cache index."""
+    return f"{prefix}-summaries"
+
+
+def vectors_index(prefix: str) -> str:
+    """The embedding cache index."""
+    return f"{prefix}-vectors"
+
+
+def _index_settings(shards: int | None) -> dict[str, Any]:
+    # Serverless collections manage shards and replicas themselves and reject these settings.
+    if shards is None:
+        return {}
+    return {"number_of_shards": shards, "auto_expand_replicas": "0-1"}
+
+
+def documents_index_body(dimension: int, shards: int | None = 1) -> dict[str, Any]:
+    """Settings and mappings of a documents index: Nori summaries, identifier-split names and code, a vector."""
+    return {
+        "settings": {
+            "index": {**_index_settings(shards), "knn": True},
+            "analysis": {
+                "tokenizer": {
+                    "ragcode_nori": {"type": "nori_tokenizer", "decompound_mode": "mixed",
+                                     "discard_punctuation": True},
+                    "ragcode_identifier": {"type": "pattern", "pattern": IDENTIFIER_PATTERN},
+                },
+                "filter": {
+                    "ragcode_nori_pos": {"type": "nori_part_of_speech", "stoptags": list(NORI_STOP_TAGS)},
+                },
+                "analyzer": {
+                    "ragcode_korean": {"type": "custom", "tokenizer": "ragcode_nori",
+                                       "filter": ["nori_number", "lowercase", "ragcode_nori_pos"]},
+                    "ragcode_identifier": {"type": "custom", "tokenizer": "ragcode_identifier",
+                                           "filter": ["lowercase"]},
+                },
+            },
+        },
+        "mappings": {
+            "dynamic": "strict",
+            "properties": {
+                "id": {"type": "keyword"},
+                "repo": {"type": "keyword"},
+                "branch": {"type": "keyword"},
+                "path": {"type": "keyword",
+                         "fields": {"parts": {"type": "text", "analyzer": "ragcode_identifier"}}},
+                "name": {"type": "text", "analyzer": "ragcode_identifier",
+                         "fields": {"raw": {"type": "keyword", "ignore_above": 1024}}},
+                "kind": {"type": "keyword"},
+                "language": {"type": "keyword"},
+                "start_line": {"type": "integer"},
+                "end_line": {"type": "integer"},
+                "code": {"type": "text", "analyzer": "ragcode_identifier"},
+                "content_hash": {"type": "keyword"},
+                "summary": {"type": "text", "analyzer": "ragcode_korean"},
+                "summary_ok": {"type": "boolean"},
+                VECTOR_FIELD: {
+                    "type": "knn_vector",
+                    "dimension": dimension,
+                    # Lucene HNSW filters inside the graph search (efficient filtering, 2.4+).
+                    # Vectors are L2-normalized, so cosine similarity equals the inner product.
+                    "method": {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil",
+                               "parameters": dict(HNSW_PARAMETERS)},
+                },
+            },
+        },
+    }
+
+
+def state_index_body(shards: int | None = 1) -> dict[str, Any]:
+    """Settings and mappings of the branch state index."""
+    return {
+        "settings": {"index": {**_index_settings(shards)}},
+        "mappings": {"dynamic": "strict", "properties": {
+            "repo": {"type": "keyword"},
+            "branch": {"type": "keyword"},
+            "commit": {"type": "keyword"},
+            "functions": {"type": "integer"},
+            "indexed_at": {"type": "double"},
+            "embedder": {"type": "keyword"},
+            "dimension": {"type": "integer"},
+        }},
+    }
+
+
+def summaries_index_body(shards: int | None = 1) -> dict[str, Any]:
+    """Settings and mappings of the summary cache index (looked up by id only)."""
+    return {
+        "settings": {"index": {**_index_settings(shards)}},
+        "mappings": {"dynamic": "strict", "properties": {
+            "key": {"type": "keyword", "index": False},
+            "summary": {"type": "text", "index": False},
+        }},
+    }
+
+
+def vectors_index_body(shards: int | None = 1) -> dict[str, Any]:
+    """Settings and mappings of the embedding cache index (looked up by id only; vectors as base64 float32)."""
+    return {
+        "settings": {"index": {**_index_settings(shards)}},
+        "mappings": {"dynamic": "strict", "properties": {
+            "embedder": {"type": "keyword", "index": False},
+            "key": {"type": "keyword", "index": False},
+            "vector": {"type": "binary"},
+        }},
+    }
+
+
+def cache_id(*parts: str) -> str:
+    """Document id of a cache entry: a hash, since keys can exceed the 512-byte id limit."""
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def state_id(repo: str, branch: str) -> str:
+    """Document id of a branch state."""
+    return cache_id(repo, branch)
+
+
+def document_source(document: Document) -> dict[str, Any]:
+    """The stored form of a document."""
+    source: dict[str, Any] = {
+        "id": document.id, "repo": document.repo, "branch": document.branch, "path": document.path,
+        "name": document.name, "kind": document.kind, "language": document.language,
+        "start_line": document.start_line, "end_line": document.end_line, "code": document.code,
+        "content_hash": document.content_hash, "summary": document.summary, "summary_ok": document.summary_ok,
+    }
+    if document.vector is not None:
+        source[VECTOR_FIELD] = np.asarray(document.vector, dtype=np.float32).ravel().tolist()
+    return source
+
+
+def document_from_source(source: dict[str, Any]) -> Document:
+    """A document from its stored form."""
+    vector = source.get(VECTOR_FIELD)
+    return Document(
+        id=source["id"], repo=source["repo"], branch=source["branch"], path=source["path"],
+        name=source["name"], kind=source["kind"], language=source["language"],
+        start_line=int(source["start_line"]), end_line=int(source["end_line"]), code=source["code"],
+        content_hash=source["content_hash"], summary=source["summary"],
+        vector=None if vector is None else np.asarray(vector, dtype=np.float32),
+        summary_ok=bool(source.get("summary_ok", True)),
+    )
+
+
+def ref_from_source(source: dict[str, Any]) -> DocumentRef:
+    """A document ref from the stored form (only ``REF_FIELDS`` are needed)."""
+    return DocumentRef(id=source["id"], path=source["path"], name=source["name"],
+                       content_hash=source["content_hash"], start_line=int(source["start_line"]),
+                       end_line=int(source["end_line"]), summary_ok=bool(source.get("summary_ok", True)))
+
+
+def state_source(state: BranchState) -> dict[str, Any]:
+    """The stored form of a branch state."""
+    return {"repo": state.repo, "branch": state.branch, "commit": state.commit, "functions": state.functions,
+            "indexed_at": state.indexed_at, "embedder": state.embedder, "dimension": state.dimension}
+
+
+def state_from_source(source: dict[str, Any]) -> BranchState:
+    """A branch state from its stored form."""
+    return BranchState(repo=source["repo"], branch=source["branch"], commit=source["commit"],
+                       functions=int(source["functions"]), indexed_at=float(source["indexed_at"]),
+                       embedder=source["embedder"], dimension=int(source["dimension"]))
+
+
+def summary_source(key: str, summary: str) -> dict[str, Any]:
+    """The stored form of a cached summary."""
+    return {"key": key, "summary": summary}
+
+
+def vector_source(embedder: str, key: str, vector: np.ndarray) -> dict[str, Any]:
+    """The stored form of a cached embedding."""
+    data = np.ascontiguousarray(vector, dtype="<f4").ravel().tobytes()
+    return {"embedder": embedder, "key": key, "vector": base64.b64encode(data).decode("ascii")}
+
+
+def vector_from_source(source: dict[str, Any]) -> np.ndarray:
+    """A cached embedding from its stored form."""
+    return np.frombuffer(base64.b64decode(source["vector"]), dtype="<f4").astype(np.float32)
+
+
+def bulk_index_lines(index: str, items: Iterable[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Bulk action and source lines that create or replace each (id, source) in ``index``."""
+    lines: list[dict[str, Any]] = []
+    for doc_id, source in items:
+        lines.append({"index": {"_index": index, "_id": doc_id}})
+        lines.append(source)
+    return lines
+
+
+def bulk_delete_lines(items: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Bulk action lines that delete each (index, id)."""
+    return [{"delete": {"_index": index, "_id": doc_id}} for index, doc_id in items]
+
+
+def branch_filter(repo: str, branch: str) -> list[dict[str, Any]]:
+    """The term filters that scope a query to one repository branch."""
+    return [{"term": {"repo": repo}}, {"term": {"branch": branch}}]
+
+
+def branch_query(repo: str, branch: str, *, ids: Sequence[str] | None = None,
+                 paths: Sequence[str] | None = None) -> dict[str, Any]:
+    """A filter-only query for a branch's documents, optionally limited to ids or paths."""
+    clauses = branch_filter(repo, branch)
+    if ids is not None:
+        clauses.append({"ids": {"values": list(ids)}})
+    if paths is not None:
+        clauses.append({"terms": {"path": list(paths)}})
+    return {"bool": {"filter": clauses}}
+
+
+def lexical_search_body(repo: str, branch: str, query: str, limit: int) -> dict[str, Any]:
+    """Keyword search over summary (Nori), name and code (identifier parts) and path, in one branch."""
+    return {
+        "size": limit,
+        "_source": False,
+        "track_total_hits": False,
+        "query": {"bool": {
+            "must": [{"multi_match": {"query": query, "fields": list(LEXICAL_FIELDS),
+                                      "type": "best_fields", "tie_breaker": 0.3}}],
+            "filter": branch_filter(repo, branch),
+        }},
+    }
+
+
+def knn_search_body(repo: str, branch: str, vector: np.ndarray, limit: int) -> dict[str, Any]:
+    """Nearest neighbours of ``vector`` in one branch, filtered inside the graph search."""
+    return {
+        "size": limit,
+        "_source": False,
+        "track_total_hits": False,
+        "query": {"knn": {VECTOR_FIELD: {
+            "vector": np.asarray(vector, dtype=np.float32).ravel().tolist(),
+            "k": limit,
+            "filter": {"bool": {"filter": branch_filter(repo, branch)}},
+        }}},
+    }
+
+
+def inner_product(score: float) -> float:
+    """The inner product of two unit vectors from a Lucene ``cosinesimil`` score, (1 + cos) / 2."""
+    return 2.0 * score - 1.0
+
+
+def ids_search_body(repo: str, branch: str, ids: Sequence[str], source: bool | Sequence[str] = True) -> dict[str, Any]:
+    """Documents of a branch by id (ids of other branches never match)."""
+    return {"size": len(ids), "_source": source if isinstance(source, bool) else list(source),
+            "track_total_hits": False, "query": branch_query(repo, branch, ids=ids)}
+
+
+def refs_search_body(repo: str, branch: str, paths: Sequence[str] | None, size: int,
+                     after: str | None) -> dict[str, Any]:
+    """One page of a branch's document refs, in id order (``after``: the last id of the previous page)."""
+    body: dict[str, Any] = {"size": size, "_source": list(REF_FIELDS), "track_total_hits": False,
+                            "sort": ["id"], "query": branch_query(repo, branch, paths=paths)}
+    if after is not None:
+        body["search_after"] = [after]
+    return body
+
+
+def delete_branch_body(repo: str, branch: str) -> dict[str, Any]:
+    """A delete_by_query body removing every document of a branch."""
+    return {"query": branch_query(repo, branch)}
+
+
+def count_branch_body(repo: str, branch: str) -> dict[str, Any]:
+    """A count body for the documents of a branch."""
+    return {"query": branch_query(repo, branch)}
+
+
+def count_all_body() -> dict[str, Any]:
+    """A count body for every document of an index."""
+    return {"query": {"match_all": {}}}
+
+
+def branch_states_body(size: int) -> dict[str, Any]:
+    """Every branch state, ordered by repository and branch (plain field names sort ascending)."""
+    return {"size": size, "query": {"match_all": {}},
+            "sort": ["repo", "branch"]}
+
+
+def mget_body(ids: Sequence[str]) -> dict[str, Any]:
+    """A multi-get body for ids of one index."""
+    return {"ids": list(ids)}

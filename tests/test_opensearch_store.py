@@ -1,0 +1,117 @@
+"""The OpenSearch store's start-up checks and bulk error handling, against the loopback stand-in."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from bot.config import ConfigError, Settings
+from bot.store.base import StoreError
+from bot.store.opensearch import BULK_ATTEMPTS, OpenSearchStore
+from tests import opensearch_spec
+from tests.opensearch_standin import StandIn, serve
+from tests.test_store_contract import make_doc
+
+pytestmark = pytest.mark.skipif(not opensearch_spec.available(),
+                                reason=f"no OpenSearch API specification at {opensearch_spec.SPEC_DIR}")
+
+
+def _settings(url: str, **changes: object) -> Settings:
+    return Settings(store="opensearch", opensearch_url=url, opensearch_index_prefix="ragcode-test",
+                    opensearch_timeout=5.0, **changes)
+
+
+@pytest.fixture
+def standin() -> StandIn:
+    return StandIn()
+
+
+@pytest.fixture
+def store(standin: StandIn) -> Iterator[OpenSearchStore]:
+    with serve(standin) as url:
+        store = OpenSearchStore(_settings(url))
+        yield store
+        store.close()
+    assert standin.problems == []
+
+
+def test_creates_its_indices_with_the_documents_index_on_first_write(store: OpenSearchStore, standin: StandIn) -> None:
+    assert set(standin.indices) == {"ragcode-test-state", "ragcode-test-summaries", "ragcode-test-vectors"}
+    store.write("acme/app", "main", [make_doc(dimension=8)], [])
+    assert "ragcode-test-documents-8" in standin.indices
+    assert store.vector_search("acme/app", "main", make_doc(dimension=16).vector, 5) == []
+
+
+def test_throttled_bulk_items_are_retried(store: OpenSearchStore, standin: StandIn) -> None:
+    docs = [make_doc(name=f"f{i}", seed=i) for i in range(3)]
+    standin.fail_once[docs[1].id] = 429
+    standin.fail_once[docs[2].id] = 503
+    store.write("acme/app", "main", docs, [])
+    assert {r.id for r in store.refs("acme/app", "main")} == {d.id for d in docs}
+    assert standin.fail_once == {}
+
+
+def test_rejected_bulk_items_raise_naming_the_documents(store: OpenSearchStore, standin: StandIn) -> None:
+    docs = [make_doc(name=f"f{i}", seed=i) for i in range(3)]
+    standin.fail_always[docs[2].id] = (400, "mapper_parsing_exception")
+    with pytest.raises(StoreError) as error:
+        store.write("acme/app", "main", docs, [])
+    message = str(error.value)
+    assert docs[2].id in message and docs[0].id not in message
+    assert "mapper_parsing_exception" in message and "\n" not in message
+
+
+def test_items_throttled_on_every_attempt_raise(store: OpenSearchStore, standin: StandIn) -> None:
+    doc = make_doc()
+    standin.fail_always[doc.id] = (429, "es_rejected_execution_exception")
+    with pytest.raises(StoreError, match=doc.id):
+        store.write("acme/app", "main", [doc], [])
+    bulk_requests = [r for r in standin.requests if r[0].endswith("_bulk")]
+    assert len(bulk_requests) <= BULK_ATTEMPTS
+
+
+def test_cache_writes_are_checked_too(store: OpenSearchStore, standin: StandIn) -> None:
+    from bot.store.opensearch_bodies import cache_id
+
+    standin.fail_always[cache_id("broken")] = (400, "mapper_parsing_exception")
+    with pytest.raises(StoreError, match=cache_id("broken")):
+        store.cache_summaries({"fine": "좋다", "broken": "나쁘다"})
+
+
+def test_documents_of_another_branch_are_refused(store: OpenSearchStore) -> None:
+    with pytest.raises(StoreError, match="belongs to acme/app@dev"):
+        store.write("acme/app", "main", [make_doc(branch="dev")], [])
+
+
+def test_missing_nori_plugin_fails_at_start_up() -> None:
+    with serve(StandIn(plugins=("opensearch-knn",))) as url, pytest.raises(StoreError) as error:
+        OpenSearchStore(_settings(url))
+    assert "analysis-nori" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_unreachable_cluster_fails_at_start_up() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(StoreError, match="unreachable") as error:
+        OpenSearchStore(_settings(f"http://127.0.0.1:{port}", opensearch_max_retries=0))
+    assert "\n" not in str(error.value)
+
+
+def test_basic_auth(standin: StandIn) -> None:
+    standin.basic_auth = "ragcode:s3cret"
+    with serve(standin) as url:
+        with pytest.raises(StoreError, match="rejected the credentials"):
+            OpenSearchStore(_settings(url, opensearch_user="ragcode", opensearch_password="wrong"))
+        store = OpenSearchStore(_settings(url, opensearch_user="ragcode", opensearch_password="s3cret"))
+        assert store.ping()
+        store.close()
+
+
+@pytest.mark.parametrize("prefix", ["Ragcode", "-x", "a b", "a*"])
+def test_bad_index_prefix_is_a_configuration_error(prefix: str) -> None:
+    with pytest.raises(ConfigError, match="RAGCODE_OPENSEARCH_INDEX_PREFIX"):
+        OpenSearchStore(Settings(store="opensearch", opensearch_url="http://127.0.0.1:9",
+                                 opensearch_index_prefix=prefix))
