@@ -1,0 +1,70 @@
+"""One-function change on a ~20k-function repository vs a ~2k-function one.
+
+Run: .venv/bin/python benchmarks/bench_incremental.py
+Targets: exactly one summary per run, and time(large) / time(small) <= 1.5.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from corpus import REPO_NAME, ensure_indexed
+
+from bot.indexer.chunker import chunk_file
+
+SIZES = (2_000, 20_000)
+ROUNDS = 5
+
+
+def change_one_function(repo, round_number: int) -> str:
+    """Edit the body of one function (a different one each round) and commit."""
+    root = repo.working_tree_dir
+    files = sorted(path for path in repo.git.ls_files().splitlines() if path.endswith(".py"))
+    path = files[(round_number * 7919) % len(files)]
+    text = open(f"{root}/{path}", encoding="utf-8").read()
+    unit = next(u for u in chunk_file(path, text) if u.kind in ("function", "method"))
+    lines = text.splitlines(keepends=True)
+    indent = " " * (len(lines[unit.end_line - 1]) - len(lines[unit.end_line - 1].lstrip()))
+    lines.insert(unit.end_line, f"{indent}_benchmark_marker = {round_number}  # changed by the benchmark\n")
+    with open(f"{root}/{path}", "w", encoding="utf-8") as handle:
+        handle.write("".join(lines))
+    repo.git.add(path)
+    repo.index.commit(f"bench change {round_number}")
+    return f"{path}::{unit.name}"
+
+
+def measure(functions: int) -> dict:
+    """Median seconds of a one-function incremental run, and the summaries each run made."""
+    from bot.indexer.pipeline import index_branch
+
+    runtime, repo, _ = ensure_indexed(functions)
+    runtime.embedder.embed_query("warm-up")
+    runtime.text_model.summarize([], "ko")
+    total = runtime.store.branch_state(REPO_NAME, "main").functions
+    seconds, summaries = [], []
+    for round_number in range(ROUNDS):
+        change_one_function(repo, round_number)
+        started = time.perf_counter()
+        report = index_branch(runtime, repo, REPO_NAME, "main", repo.head.commit.hexsha)
+        seconds.append(time.perf_counter() - started)
+        summaries.append(report.summaries_generated)
+    runtime.close()
+    return {"functions": total, "median": statistics.median(seconds), "summaries": summaries}
+
+
+def main() -> None:
+    """Print the figures."""
+    small, large = (measure(size) for size in SIZES)
+    ratio = large["median"] / small["median"]
+    print(f"small repository: {small['functions']:>6} documents, one-function run {small['median'] * 1000:.0f} ms "
+          f"(median of {ROUNDS}), summaries per run {small['summaries']}")
+    print(f"large repository: {large['functions']:>6} documents, one-function run {large['median'] * 1000:.0f} ms "
+          f"(median of {ROUNDS}), summaries per run {large['summaries']}")
+    exactly_one = all(count == 1 for count in small["summaries"] + large["summaries"])
+    print(f"time ratio large/small: {ratio:.2f} (target <= 1.5: {'met' if ratio <= 1.5 else 'NOT met'}); "
+          f"exactly one summary per run: {'yes' if exactly_one else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()
