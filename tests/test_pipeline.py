@@ -194,8 +194,8 @@ def test_failed_summaries_are_reported_and_retried_next_run(runtime, make_repo):
 
     flaky.failing.clear()
     flaky.calls.clear()
-    repo.write("README.md", "# 문서\n")
-    repo.commit("docs only")
+    repo.write("assets/logo.png", b"\x89PNG\r\n\x1a\n\0")
+    repo.commit("an image only")
     report = run(runtime, repo)
     assert flaky.calls == ["verify_password"] and report.functions_failed == []
     assert runtime.store.pending("acme/app", "main") == []
