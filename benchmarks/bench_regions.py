@@ -1,0 +1,103 @@
+"""Multi-region summarization throughput against the stand-in Bedrock server.
+
+512 functions, 4 regions with 400 ms latency each and a limit of 8 calls in flight (429 above it).
+Scenario 1: all regions healthy; wall time must be at most 1.25 × 512 × 0.4 / (4 × 8) s = 8.0 s.
+Scenario 2: one region down (503) from the start; at most 1.25 × the three-region ideal (≤ 10.67 s).
+Scenario 3 (informational, no target): RAGCODE_BEDROCK_CONCURRENCY=16 against the limit of 8, so every region
+throttles and AIMD keeps probing around the real limit; shows what a too-high setting costs.
+Run: ``.venv/bin/python benchmarks/bench_regions.py`` (exit status 1 if a target is missed or a summary is lost).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.config import Settings  # noqa: E402
+from bot.documents import Unit  # noqa: E402
+from bot.llm.bedrock import BedrockTextModel  # noqa: E402
+from tests.bedrock_standin import RegionConfig, serve, standin_summary  # noqa: E402
+
+FUNCTIONS = 512
+REGIONS = ("us-east-1", "us-west-2", "ap-northeast-1", "eu-central-1")
+LATENCY = 0.4
+LIMIT = 8
+SLACK = 1.25
+
+
+def units() -> list[Unit]:
+    """512 distinct functions."""
+    return [
+        Unit(f"pkg/module_{i // 16}.py", "python", "function", f"handler_{i}", 1, 3,
+             f"def handler_{i}(event):\n    return event.get({i!r})\n")
+        for i in range(FUNCTIONS)
+    ]
+
+
+def run(title: str, down: set[str], concurrency: int = LIMIT, timed: bool = True) -> bool:
+    """One scenario; prints its figures and says whether it met its target (only losses count if not ``timed``)."""
+    regions = {name: RegionConfig(latency=LATENCY, limit=LIMIT, down=name in down) for name in REGIONS}
+    work = units()
+    # the stand-in runs in its own process, as Bedrock would: its work must not compete for this one's GIL
+    context = multiprocessing.get_context("spawn")
+    conn, child_conn = context.Pipe()
+    server = context.Process(target=serve, args=(regions, child_conn), daemon=True)
+    server.start()
+    try:
+        os.environ["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = conn.recv()
+        settings = Settings(llm="bedrock", bedrock_regions=REGIONS, bedrock_concurrency=concurrency)
+        model = BedrockTextModel(settings)
+        started = time.perf_counter()
+        result = model.summarize(work, "ko")
+        wall = time.perf_counter() - started
+        conn.send("stats")
+        report = conn.recv()
+        conn.send("stop")
+    finally:
+        server.join(timeout=5)
+    usage = model.usage()
+    stats = report["stats"]
+    healthy = len(REGIONS) - len(down)
+    ideal = FUNCTIONS * LATENCY / (healthy * LIMIT)
+    lost = [u.name for u in work if result.summaries.get(u.hash) != standin_summary(u.name, korean=True)]
+    served = sum(len(region["summarized"]) for region in stats.values())
+    ok = (wall <= SLACK * ideal or not timed) and not lost and not result.failed and not report["errors"]
+    print(f"\n{title}")
+    target = f"target ≤ {SLACK * ideal:.2f} s" if timed else "no time target"
+    print(f"  wall {wall:.2f} s   ideal {ideal:.2f} s   ratio {wall / ideal:.3f}   {target}   {'OK' if ok else 'MISSED'}")
+    print(f"  summarized {len(result.summaries)}/{FUNCTIONS}   lost {len(lost)}   failed {len(result.failed)}"
+          f"   summaries served {served}   invalid requests {len(report['errors'])}")
+    print(f"  {'region':<16}{'calls':>7}{'ok':>6}{'throttles':>11}{'errors':>8}{'max in flight':>15}")
+    for name in REGIONS:
+        print(f"  {name:<16}{usage[name]['calls']:>7}{stats[name]['ok']:>6}{usage[name]['throttles']:>11}"
+              f"{usage[name]['errors']:>8}{stats[name]['max_inflight']:>15}")
+    return ok
+
+
+def main() -> int:
+    """All scenarios; exit status 0 when the timed ones meet their targets and nothing is lost."""
+    logging.basicConfig(level=logging.WARNING, format="  log: %(message)s")
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="AKIDBENCHMARK", AWS_SECRET_ACCESS_KEY="benchmark", AWS_SESSION_TOKEN="",
+        AWS_CONFIG_FILE=os.path.join(tempfile.gettempdir(), "ragcode-none"),
+        AWS_SHARED_CREDENTIALS_FILE=os.path.join(tempfile.gettempdir(), "ragcode-none"),
+    )
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    results = [
+        run("4 regions healthy (400 ms, 8 in flight each)", set()),
+        run("1 region down from the start (503), 3 healthy", {"eu-central-1"}),
+        run("informational: client set to 16 in flight per region against the limit of 8", set(), 16, timed=False),
+    ]
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

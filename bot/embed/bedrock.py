@@ -1,0 +1,77 @@
+"""Amazon Titan Text Embeddings v2 through InvokeModel, one text per call, spread over the Bedrock regions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from bot.config import Settings
+from bot.llm.bedrock import bedrock_clients, bedrock_scheduler, call_bedrock
+from bot.llm.scheduler import Reply, RequestError, SchedulerError
+
+MAX_INPUT_CHARS = 8_000  # Titan v2 takes at most 8,192 tokens; Korean text can use a token per character
+
+
+def normalized(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return (vectors / np.where(norms == 0, 1.0, norms)).astype(np.float32)
+
+
+def embed_all(
+    texts: Sequence[str], embed_unique: Callable[[list[str]], dict[str, np.ndarray]], dimension: Callable[[], int]
+) -> np.ndarray:
+    """Normalized vectors for ``texts`` in order, each distinct non-blank text embedded once by ``embed_unique``."""
+    unique = list(dict.fromkeys(text for text in texts if text.strip()))
+    vectors = embed_unique(unique) if unique else {}
+    width = len(next(iter(vectors.values()))) if vectors else dimension()
+    out = np.zeros((len(texts), width), dtype=np.float32)  # a blank text keeps a zero vector: nothing to embed
+    for row, text in enumerate(texts):
+        if text in vectors:
+            out[row] = vectors[text]
+    return normalized(out)
+
+
+class BedrockEmbedder:
+    """Titan v2 (``settings.bedrock_embed_model``) at ``settings.bedrock_embed_dimension``, normalized vectors."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.model = settings.bedrock_embed_model
+        self.dimension = settings.bedrock_embed_dimension
+        self.name = f"bedrock:{self.model}:{self.dimension}"
+        self._clients = bedrock_clients(settings)
+        # its own scheduler: Bedrock's quotas are per model, so embedding calls do not eat the chat model's limit
+        self._scheduler = bedrock_scheduler(settings)
+
+    def _embed(self, region: str, text: str) -> Reply:
+        body = json.dumps({"inputText": text[:MAX_INPUT_CHARS], "dimensions": self.dimension, "normalize": True})
+        response = call_bedrock(
+            self._clients[region].invoke_model,
+            modelId=self.model, body=body, contentType="application/json", accept="application/json",
+        )
+        payload = json.loads(response["body"].read())
+        vector = np.asarray(payload.get("embedding") or [], dtype=np.float32)
+        if vector.shape != (self.dimension,):
+            raise RequestError(f"expected {self.dimension} dimensions, got {vector.shape}")
+        return Reply(vector, payload.get("inputTextTokenCount", 0), 0)
+
+    def _embed_unique(self, texts: list[str]) -> dict[str, np.ndarray]:
+        results, failures = self._scheduler.map(texts, self._embed)
+        if failures:
+            first = next(iter(failures.values()))
+            raise SchedulerError(f"{len(failures)} of {len(texts)} texts could not be embedded; {first}")
+        return {texts[i]: vector for i, vector in results.items()}
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors of shape (len(texts), dimension), the calls spread over the regions."""
+        return embed_all(texts, self._embed_unique, lambda: self.dimension)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Vector of shape (dimension,) for a search query."""
+        return self.embed_documents([text])[0]
+
+    def usage(self) -> dict[str, dict[str, float]]:
+        """Calls, tokens, errors, throttles and seconds per region since creation."""
+        return self._scheduler.usage()

@@ -1,0 +1,333 @@
+"""A stand-in Amazon Bedrock Runtime on 127.0.0.1 for tests and benchmarks.
+
+Requests are checked against the real service model (``/work/shared/data/bedrock-runtime/service-2.json``):
+the operation is found by method and URI, the SigV4 credential scope names the region and the signing name,
+and the parameters pass botocore's ``ParamValidator`` against the operation's input shape. Responses reuse the
+structure of real recorded responses (Converse ``output/stopReason/usage/metrics``, Titan v2
+``embedding/embeddingsByType/inputTextTokenCount``, the real 400 body for an invalid model id).
+Each region has a latency, a concurrency limit (429 ThrottlingException above it) and can be down (503).
+Summaries are deterministic: derived from the ``Name:``/``이름:`` line of the prompt, in Korean when asked.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+import yaml
+from botocore.model import OperationModel, ServiceModel
+from botocore.validate import ParamValidator
+
+DATA = Path("/work/shared/data/bedrock-runtime")
+CASSETTES = DATA / "examples" / "pydantic-ai" / "tests"
+SUPPORTED = ("Converse", "InvokeModel")
+TITAN_V2 = "amazon.titan-embed-text-v2:0"
+INVALID_MODEL = "us.does-not-exist-model-v1:0"  # the model id of the recorded 400 response
+ERROR_NAMESPACE = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
+_CREDENTIAL = re.compile(r"Credential=[^/,\s]+/(\d{8})/([^/]+)/([^/]+)/aws4_request")
+_NAME_LINE = re.compile(r"^(?:Name|이름): (.+)$", re.M)
+_REFERENCE_LINE = re.compile(r"^\[\d+\] \S+ \([^)]*\) — (.+)$", re.M)
+
+
+def _recorded(relative: str) -> dict[str, Any]:
+    """The first interaction of a recorded cassette."""
+    return yaml.safe_load((CASSETTES / relative).read_text(encoding="utf-8"))["interactions"][0]
+
+
+SERVICE = ServiceModel(json.loads((DATA / "service-2.json").read_text(encoding="utf-8")), "bedrock-runtime")
+CONVERSE_TEMPLATE = _recorded("models/cassettes/test_bedrock/test_bedrock_model.yaml")["response"]["parsed_body"]
+TITAN_TEMPLATE = _recorded("cassettes/test_embeddings/TestBedrock.test_titan_v2_minimal.yaml")["response"]
+INVALID_MODEL_BODY = _recorded("models/cassettes/test_bedrock/test_bedrock_error.yaml")["response"]["parsed_body"]
+
+
+def _route(operation: OperationModel) -> re.Pattern[str]:
+    pattern = re.sub(r"\{(\w+)\+?\}", r"(?P<\1>[^/]+)", operation.http["requestUri"].split("?")[0])
+    return re.compile(f"^{pattern}$")
+
+
+ROUTES = [(SERVICE.operation_model(name), _route(SERVICE.operation_model(name))) for name in SERVICE.operation_names]
+
+
+def standin_summary(name: str, korean: bool) -> str:
+    """The summary text the stand-in gives for function ``name``."""
+    if korean:
+        return f"`{name}` 함수는 입력을 검사하고 결과를 반환합니다. 부수 효과는 없습니다."
+    return f"`{name}` checks its inputs and returns a result. It has no side effects."
+
+
+def standin_vector(text: str, dimension: int) -> np.ndarray:
+    """The deterministic (unnormalized) embedding the stand-in gives for ``text``."""
+    seed = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
+    return np.random.default_rng(seed).standard_normal(dimension) * 3.0
+
+
+@dataclass
+class RegionConfig:
+    """How one region behaves."""
+
+    latency: float = 0.005
+    limit: int = 1_000  # requests in flight above this get 429 ThrottlingException
+    down: bool = False  # every request gets 503 ServiceUnavailableException
+
+
+@dataclass
+class RegionStats:
+    """What one region saw."""
+
+    requests: int = 0
+    ok: int = 0
+    throttled: int = 0
+    unavailable: int = 0
+    rejected: int = 0
+    inflight: int = 0
+    max_inflight: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    summarized: list[str] = field(default_factory=list)  # function names, in answer order
+
+
+class _Reply(Exception):
+    def __init__(self, status: int, body: dict[str, Any], error_type: str = "") -> None:
+        super().__init__(error_type or status)
+        self.status, self.body, self.error_type = status, body, error_type
+
+
+class BedrockStandin:
+    """Threaded HTTP server that acts as bedrock-runtime in several regions; use as a context manager."""
+
+    def __init__(self, regions: dict[str, RegionConfig], reject_names: set[str] | None = None) -> None:
+        self.regions = regions
+        self.reject_names = reject_names or set()  # functions whose prompt gets a 400 ValidationException
+        self.stats = {name: RegionStats() for name in regions}
+        self.errors: list[str] = []  # requests that failed validation (a client bug if not empty)
+        self._lock = threading.Lock()
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server naming
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                try:
+                    status, payload, headers = standin._handle("POST", self.path, dict(self.headers), body)
+                except _Reply as reply:
+                    status, payload = reply.status, reply.body
+                    headers = {"x-amzn-ErrorType": reply.error_type + ERROR_NAMESPACE} if reply.error_type else {}
+                except Exception as error:  # a stand-in bug: answer like the service would, and keep the trace
+                    with standin._lock:
+                        standin.errors.append(f"stand-in error: {error!r}")
+                    status, payload = 500, {"message": repr(error)}
+                    headers = {"x-amzn-ErrorType": "InternalServerException" + ERROR_NAMESPACE}
+                data = json.dumps(payload).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_PUT = do_DELETE = do_POST  # noqa: N815 - routed (and refused) by the service model
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+                return
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 512
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        """Endpoint URL for ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> BedrockStandin:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def total(self, attribute: str) -> int:
+        """Sum of one RegionStats counter over all regions."""
+        with self._lock:
+            return sum(getattr(stats, attribute) for stats in self.stats.values())
+
+    def summarized(self) -> list[str]:
+        """Every function name summarized successfully, over all regions."""
+        with self._lock:
+            return [name for stats in self.stats.values() for name in stats.summarized]
+
+    def _handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any, dict]:
+        region = self._region(headers)
+        operation, params = self._parse(method, raw_path, headers, body)
+        config = self.regions[region]
+        stats = self.stats[region]
+        with self._lock:
+            stats.requests += 1
+            if params["modelId"] == INVALID_MODEL:
+                stats.rejected += 1
+                raise _Reply(400, copy.deepcopy(INVALID_MODEL_BODY), "ValidationException")
+            if config.down:
+                stats.unavailable += 1
+                raise _Reply(503, {"message": "Bedrock is unable to process your request."},
+                             "ServiceUnavailableException")
+            if stats.inflight >= config.limit:
+                stats.throttled += 1
+                raise _Reply(429, {"message": "Too many requests, please wait before trying again."},
+                             "ThrottlingException")
+            stats.inflight += 1
+            stats.max_inflight = max(stats.max_inflight, stats.inflight)
+        try:
+            time.sleep(config.latency)
+            if operation.name == "Converse":
+                return self._converse(region, params, config)
+            return self._invoke(region, params, config)
+        except _Reply:
+            with self._lock:
+                stats.rejected += 1
+            raise
+        finally:
+            with self._lock:  # released before the answer is written: the client may send again at once
+                stats.inflight -= 1
+
+    def _fail(self, message: str) -> _Reply:
+        with self._lock:
+            self.errors.append(message)
+        return _Reply(400, {"message": message}, "ValidationException")
+
+    def _region(self, headers: dict[str, str]) -> str:
+        authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        match = _CREDENTIAL.search(authorization)
+        if not match:
+            raise _Reply(403, {"message": "Missing Authentication Token"}, "AccessDeniedException")
+        _date, region, service = match.groups()
+        if service != SERVICE.signing_name:
+            raise self._fail(f"credential scope names service {service!r}, not {SERVICE.signing_name!r}")
+        if region not in self.regions:
+            raise self._fail(f"unknown region {region!r}")
+        return region
+
+    def _parse(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[OperationModel, dict]:
+        path = urlsplit(raw_path).path
+        for operation, route in ROUTES:
+            match = route.match(path)
+            if match and operation.http["method"] == method:
+                break
+        else:
+            raise self._fail(f"no operation for {method} {path}")
+        if operation.name not in SUPPORTED:
+            raise self._fail(f"{operation.name} is not served by the stand-in")
+        params: dict[str, Any] = {name: unquote(value) for name, value in match.groupdict().items()}
+        lowered = {k.lower(): v for k, v in headers.items()}
+        for name, member in operation.input_shape.members.items():
+            if member.serialization.get("location") == "header":
+                value = lowered.get(member.serialization.get("locationName", name).lower())
+                if value is not None:
+                    params[name] = value
+        if operation.name == "InvokeModel":
+            params["body"] = body
+        else:
+            try:
+                params.update(json.loads(body or b"{}"))
+            except ValueError:
+                raise self._fail("body is not JSON") from None
+        report = ParamValidator().validate(params, operation.input_shape)
+        if report.has_errors():
+            raise self._fail(report.generate_report())
+        return operation, params
+
+    def _converse(self, region: str, params: dict[str, Any], config: RegionConfig) -> tuple[int, Any, dict]:
+        user = "".join(block.get("text", "") for m in params["messages"] for block in m["content"])
+        system = "".join(block.get("text", "") for block in params.get("system", []))
+        korean = "한국어" in system + user
+        if "<summary>" in user:
+            found = _NAME_LINE.search(user)
+            if not found:
+                raise self._fail("summary prompt without a name line")
+            name = found.group(1).strip()
+            if name in self.reject_names:
+                raise _Reply(400, {"message": "Input is too long for requested model."}, "ValidationException")
+            preamble = "다음은 요약입니다:" if korean else "Here is the summary:"
+            text = f"{preamble}\n<summary>{standin_summary(name, korean)}</summary>"
+        else:
+            name = ""
+            used = ", ".join(_REFERENCE_LINE.findall(user)) or "-"
+            intro = f"참고한 함수: {used}" if korean else f"Functions used: {used}"
+            text = f"{intro}\n\n```python\ndef generated():\n    return 42\n```\n"
+        inputs, outputs = max(1, len(system + user) // 4), max(1, len(text) // 4)
+        with self._lock:
+            stats = self.stats[region]
+            stats.ok += 1
+            stats.input_tokens += inputs
+            stats.output_tokens += outputs
+            if name:
+                stats.summarized.append(name)
+        response = copy.deepcopy(CONVERSE_TEMPLATE)
+        response["output"]["message"]["content"] = [{"text": text}]
+        response["usage"] = {"inputTokens": inputs, "outputTokens": outputs, "totalTokens": inputs + outputs}
+        response["metrics"]["latencyMs"] = int(config.latency * 1000)
+        response["stopReason"] = "end_turn"
+        return 200, response, {}
+
+    def _invoke(self, region: str, params: dict[str, Any], config: RegionConfig) -> tuple[int, Any, dict]:
+        if params["modelId"] != TITAN_V2:
+            raise self._fail(f"the stand-in only embeds with {TITAN_V2}")
+        if params.get("contentType", "application/json") != "application/json":
+            raise self._fail("contentType must be application/json")
+        try:
+            request = json.loads(params["body"])
+        except ValueError:
+            raise self._fail("Malformed input request: body is not JSON") from None
+        unknown = set(request) - {"inputText", "dimensions", "normalize", "embeddingTypes"}
+        text = request.get("inputText")
+        dimension = request.get("dimensions", 1024)
+        if unknown or not isinstance(text, str) or not text or dimension not in (256, 512, 1024):
+            raise self._fail(f"Malformed input request: {sorted(unknown)} {dimension!r}")
+        vector = standin_vector(text, dimension)
+        if request.get("normalize", True):
+            vector = vector / np.linalg.norm(vector)
+        tokens = max(1, len(text) // 4)
+        with self._lock:
+            stats = self.stats[region]
+            stats.ok += 1
+            stats.input_tokens += tokens
+        response = {key: copy.deepcopy(value) for key, value in TITAN_TEMPLATE["parsed_body"].items()
+                    if key not in ("embedding", "embeddingsByType")}
+        response["embedding"] = vector.tolist()
+        response["embeddingsByType"] = {"float": vector.tolist()}
+        response["inputTextTokenCount"] = tokens
+        headers = {
+            "x-amzn-bedrock-input-token-count": str(tokens),
+            "x-amzn-bedrock-invocation-latency": str(int(config.latency * 1000)),
+        }
+        return 200, response, headers
+
+
+def serve(regions: dict[str, RegionConfig], conn: Connection) -> None:
+    """Run a stand-in in this (separate) process: sends its URL, answers "stats" until told "stop"."""
+    with BedrockStandin(regions) as standin:
+        conn.send(standin.url)
+        while conn.recv() != "stop":
+            with standin._lock:
+                conn.send({"stats": {name: asdict(stats) for name, stats in standin.stats.items()},
+                           "errors": list(standin.errors)})

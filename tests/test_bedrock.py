@@ -1,0 +1,270 @@
+"""Bedrock provider against the stand-in Bedrock Runtime (real HTTP on 127.0.0.1, boto3, SigV4 regions)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from prometheus_client import REGISTRY
+
+from bot.config import ConfigError, Settings
+from bot.documents import Document, Hit, Unit
+from bot.embed.bedrock import BedrockEmbedder
+from bot.llm.bedrock import BedrockTextModel
+from tests.bedrock_standin import INVALID_MODEL, BedrockStandin, RegionConfig, standin_summary, standin_vector
+
+HANGUL = re.compile(r"[가-힣]")
+
+StartStandin = Callable[..., BedrockStandin]
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Dummy static credentials only: no profile, no shared files, no instance metadata."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ROLE_ARN",
+                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                 "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_ENDPOINT_URL", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDSTANDIN")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "standin-secret")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def bedrock(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[StartStandin]:
+    """Starts stand-ins and points boto3 at the last one through AWS_ENDPOINT_URL_BEDROCK_RUNTIME."""
+    started: list[BedrockStandin] = []
+
+    def start(regions: dict[str, RegionConfig], **options: object) -> BedrockStandin:
+        standin = BedrockStandin(regions, **options).__enter__()
+        started.append(standin)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", standin.url)
+        return standin
+
+    yield start
+    for standin in started:
+        assert standin.errors == [], "the client sent requests that the service model rejects"
+        standin.__exit__(None, None, None)
+
+
+def settings(regions: dict[str, RegionConfig], **overrides: object) -> Settings:
+    values: dict[str, object] = {"llm": "bedrock", "embedder": "bedrock", "bedrock_regions": tuple(regions),
+                                 "bedrock_cooldown": 0.5}
+    values.update(overrides)
+    return Settings(**values)
+
+
+def units(count: int, prefix: str = "handler") -> list[Unit]:
+    return [Unit(f"pkg/mod_{i % 7}.py", "python", "function", f"{prefix}_{i}", 1, 2,
+                 f"def {prefix}_{i}(event):\n    return event[{i}]\n") for i in range(count)]
+
+
+def lost(result_summaries: dict[str, str], work: list[Unit], korean: bool = True) -> list[str]:
+    """Units whose summary is missing or belongs to another function."""
+    return [u.name for u in work if result_summaries.get(u.hash) != standin_summary(u.name, korean)]
+
+
+def test_boto3_reaches_the_standin_per_region_and_requests_validate(bedrock: StartStandin) -> None:
+    regions = {"us-east-1": RegionConfig(), "ap-northeast-2": RegionConfig()}
+    standin = bedrock(regions)
+    model = BedrockTextModel(settings(regions))
+    work = units(24)
+    result = model.summarize(work, "ko")
+    assert lost(result.summaries, work) == [] and result.failed == {}
+    assert model.name == "bedrock:anthropic.claude-3-5-haiku-20241022-v1:0"
+    # regions come from the SigV4 credential scope: both got work, through the one endpoint URL
+    assert standin.stats["us-east-1"].ok > 0 and standin.stats["ap-northeast-2"].ok > 0
+    assert standin.total("requests") == 24
+
+
+def test_one_call_per_distinct_function_and_progress_counts_units(bedrock: StartStandin) -> None:
+    regions = {"us-east-1": RegionConfig(), "us-west-2": RegionConfig()}
+    standin = bedrock(regions)
+    model = BedrockTextModel(settings(regions))
+    work = units(30)
+    same_code = [Unit("other/copy.py", "python", "function", f"copy_{i}", 5, 6, work[i].code) for i in range(5)]
+    everything = work + same_code + work[:3]
+    done: list[int] = []
+    result = model.summarize(everything, "en", progress=done.append)
+    assert standin.total("requests") == 30  # 38 units, 30 distinct pieces of code
+    assert sum(done) == len(everything)
+    assert len(result.summaries) == 30 and lost(result.summaries, work, korean=False) == []
+    assert sorted(standin.summarized()) == sorted(u.name for u in work)
+
+
+def test_korean_and_english_summaries_round_trip(bedrock: StartStandin) -> None:
+    regions = {"eu-central-1": RegionConfig()}
+    bedrock(regions)
+    model = BedrockTextModel(settings(regions))
+    work = units(3, "parse")
+    korean = model.summarize(work, "ko").summaries
+    english = model.summarize(work, "en").summaries
+    for unit in work:
+        assert korean[unit.hash] == standin_summary(unit.name, korean=True)  # preamble and tags removed
+        assert HANGUL.search(korean[unit.hash])
+        assert english[unit.hash] == standin_summary(unit.name, korean=False)
+        assert not HANGUL.search(english[unit.hash])
+
+
+def test_throttled_region_sheds_load(bedrock: StartStandin) -> None:
+    regions = {"us-east-1": RegionConfig(latency=0.02, limit=2), "us-west-2": RegionConfig(latency=0.02),
+               "eu-west-1": RegionConfig(latency=0.02)}
+    standin = bedrock(regions)
+    model = BedrockTextModel(settings(regions, bedrock_concurrency=8))
+    work = units(150)
+    result = model.summarize(work, "ko")
+    assert lost(result.summaries, work) == [] and result.failed == {}
+    throttled, others = standin.stats["us-east-1"], [standin.stats["us-west-2"], standin.stats["eu-west-1"]]
+    assert throttled.throttled > 0
+    assert all(throttled.ok < other.ok for other in others)
+    assert throttled.max_inflight <= 2
+    usage = model.usage()
+    assert usage["us-east-1"]["throttles"] == throttled.throttled  # each 429 reached us once: no botocore retry
+    assert throttled.throttled < throttled.ok  # AIMD backs off instead of hammering the region
+
+
+def test_dead_region_fails_over_and_nothing_is_lost(bedrock: StartStandin) -> None:
+    regions = {"us-east-1": RegionConfig(down=True), "us-west-2": RegionConfig(), "eu-west-1": RegionConfig()}
+    standin = bedrock(regions)
+    model = BedrockTextModel(settings(regions, bedrock_cooldown=30.0))
+    work = units(80)
+    result = model.summarize(work, "ko")
+    assert lost(result.summaries, work) == [] and result.failed == {}
+    dead = standin.stats["us-east-1"]
+    assert 1 <= dead.requests <= 8 and dead.unavailable == dead.requests
+    assert model.usage()["us-east-1"]["errors"] == dead.requests
+    assert standin.stats["us-west-2"].ok + standin.stats["eu-west-1"].ok == 80
+
+
+def test_failure_after_bounded_attempts_is_reported_per_unit(bedrock: StartStandin) -> None:
+    regions = {"us-east-1": RegionConfig(down=True), "us-west-2": RegionConfig(down=True)}
+    standin = bedrock(regions)
+    model = BedrockTextModel(settings(regions, bedrock_max_attempts=3, bedrock_cooldown=0.0))
+    work = units(4)
+    result = model.summarize(work, "ko")
+    assert result.summaries == {}
+    assert set(result.failed) == {u.hash for u in work}
+    for error in result.failed.values():
+        assert "ServiceUnavailableException" in error and "after 3 attempts" in error
+    assert standin.total("requests") == 4 * 3
+
+
+def test_rejected_unit_is_reported_and_the_others_kept(bedrock: StartStandin) -> None:
+    regions = {"us-east-1": RegionConfig(), "us-west-2": RegionConfig()}
+    standin = bedrock(regions, reject_names={"handler_3"})
+    model = BedrockTextModel(settings(regions))
+    work = units(10)
+    result = model.summarize(work, "en")
+    poison = work[3]
+    assert list(result.failed) == [poison.hash]
+    assert "ValidationException: Input is too long" in result.failed[poison.hash]
+    assert lost(result.summaries, [u for u in work if u is not poison], korean=False) == []
+    assert standin.total("rejected") == 2  # tried once in each region, not max_attempts times
+
+
+def test_invalid_model_id_gets_the_recorded_error(bedrock: StartStandin) -> None:
+    regions = {"us-east-1": RegionConfig()}
+    standin = bedrock(regions)
+    model = BedrockTextModel(settings(regions, bedrock_model=INVALID_MODEL))
+    result = model.summarize(units(2), "ko")
+    assert len(result.failed) == 2
+    assert all("The provided model identifier is invalid." in error for error in result.failed.values())
+    assert standin.total("requests") == 2
+
+
+def test_generate_answers_from_this_repository_only(bedrock: StartStandin) -> None:
+    regions = {"us-east-1": RegionConfig(), "us-west-2": RegionConfig()}
+    standin = bedrock(regions)
+    model = BedrockTextModel(settings(regions))
+
+    def hit(repo: str, name: str) -> Hit:
+        doc = Document(id=name, repo=repo, branch="main", path="app/x.py", name=name, kind="function",
+                       language="python", start_line=1, end_line=2, code=f"def {name}():\n    pass\n",
+                       content_hash=name, summary=f"{name} does things")
+        return Hit(doc, 0.9)
+
+    hits = [hit("acme/app", "load_config"), hit("other/repo", "steal"), hit("acme/app", "save_config")]
+    answer = model.generate("설정을 다시 읽는 함수를 만들어 주세요", hits, "ko", "acme/app")
+    assert answer.llm == model.name and answer.generated
+    assert answer.markdown.startswith("참고한 함수: load_config, save_config")
+    assert "steal" not in answer.markdown
+    assert "```python\ndef generated():" in answer.markdown
+    english = model.generate("write a reload function", hits[:1], "en", "acme/app")
+    assert english.markdown.startswith("Functions used: load_config")
+    usage = model.usage()
+    assert sum(u["input_tokens"] for u in usage.values()) == standin.total("input_tokens")
+    assert sum(u["output_tokens"] for u in usage.values()) == standin.total("output_tokens")
+
+
+def test_usage_is_counted_in_prometheus_metrics(bedrock: StartStandin) -> None:
+    regions = {"sa-east-1": RegionConfig(), "ca-central-1": RegionConfig(down=True)}
+    standin = bedrock(regions)
+
+    def sample(name: str, labels: dict[str, str]) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before_ok = sample("ragcode_llm_calls_total", {"region": "sa-east-1", "outcome": "ok"})
+    before_down = sample("ragcode_llm_calls_total", {"region": "ca-central-1", "outcome": "unavailable"})
+    before_tokens = sample("ragcode_llm_tokens_total", {"region": "sa-east-1", "direction": "input"})
+    before_latency = sample("ragcode_llm_call_seconds_count", {"region": "sa-east-1"})
+    model = BedrockTextModel(settings(regions, bedrock_cooldown=30.0))
+    model.summarize(units(12), "ko")
+    usage = model.usage()
+    assert sample("ragcode_llm_calls_total", {"region": "sa-east-1", "outcome": "ok"}) - before_ok == 12
+    assert sample("ragcode_llm_calls_total", {"region": "ca-central-1", "outcome": "unavailable"}) - before_down \
+        == usage["ca-central-1"]["errors"] >= 1
+    assert sample("ragcode_llm_tokens_total", {"region": "sa-east-1", "direction": "input"}) - before_tokens \
+        == usage["sa-east-1"]["input_tokens"] == standin.stats["sa-east-1"].input_tokens
+    assert sample("ragcode_llm_call_seconds_count", {"region": "sa-east-1"}) - before_latency == 12
+    assert usage["sa-east-1"]["seconds"] > 0
+
+
+def test_titan_embeddings_are_normalized_at_the_configured_dimension(bedrock: StartStandin) -> None:
+    regions = {"us-east-1": RegionConfig(), "us-west-2": RegionConfig()}
+    standin = bedrock(regions)
+    embedder = BedrockEmbedder(settings(regions, bedrock_embed_dimension=256))
+    assert embedder.name == "bedrock:amazon.titan-embed-text-v2:0:256" and embedder.dimension == 256
+    texts = ["세션에 어댑터를 등록합니다", "closes the pool", "세션에 어댑터를 등록합니다", "", "reads the config"]
+    vectors = embedder.embed_documents(texts)
+    assert vectors.shape == (5, 256) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors[[0, 1, 2, 4]], axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(vectors[0], vectors[2]) and not vectors[3].any()
+    expected = standin_vector("closes the pool", 256)
+    assert np.allclose(vectors[1], expected / np.linalg.norm(expected), atol=1e-6)
+    assert standin.total("requests") == 3  # one text per call, duplicates and blanks not sent
+    query = embedder.embed_query("reads the config")
+    assert query.shape == (256,) and np.allclose(query, vectors[4])
+    assert sum(u["calls"] for u in embedder.usage().values()) == 4
+
+
+def test_embedding_failure_raises_instead_of_returning_partial_vectors(bedrock: StartStandin) -> None:
+    regions = {"us-east-1": RegionConfig(down=True)}
+    bedrock(regions)
+    embedder = BedrockEmbedder(settings(regions, bedrock_max_attempts=2, bedrock_cooldown=0.0))
+    with pytest.raises(RuntimeError, match="2 of 2 texts could not be embedded"):
+        embedder.embed_documents(["a", "b"])
+
+
+def test_standin_validates_requests_against_the_service_model(bedrock: StartStandin) -> None:
+    standin = bedrock({"us-east-1": RegionConfig()})
+    signed = {"Authorization": "AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/bedrock/aws4_request, "
+                               "SignedHeaders=host, Signature=0"}
+    bad = httpx.post(f"{standin.url}/model/m/converse", json={"messages": [{"role": "robot"}]}, headers=signed)
+    assert bad.status_code == 400 and bad.headers["x-amzn-ErrorType"].startswith("ValidationException")
+    assert "messages[0]" in bad.json()["message"]
+    unsigned = httpx.post(f"{standin.url}/model/m/converse", json={"messages": []})
+    assert unsigned.status_code == 403
+    standin.errors.clear()  # these were deliberate
+
+
+def test_missing_credentials_fail_at_construction(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    with pytest.raises(ConfigError, match="AWS credentials"):
+        BedrockTextModel(settings({"us-east-1": RegionConfig()}))
