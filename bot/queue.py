@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     kind TEXT NOT NULL,
     repo TEXT NOT NULL,
     serial TEXT,
+    scope TEXT,
     coalesce_key TEXT,
     payload TEXT NOT NULL,
     state TEXT NOT NULL,
@@ -34,7 +35,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, not_before);
-CREATE INDEX IF NOT EXISTS jobs_coalesce ON jobs (coalesce_key, state);
+CREATE INDEX IF NOT EXISTS jobs_scope ON jobs (scope, state);
 CREATE TABLE IF NOT EXISTS commands (
     repo TEXT NOT NULL,
     user TEXT NOT NULL,
@@ -48,12 +49,17 @@ STATES = ("queued", "running", "parked", "done")
 
 @dataclass(frozen=True)
 class JobSpec:
-    """A job to enqueue: ``serial`` jobs run one at a time; queued jobs with one ``coalesce`` key merge."""
+    """A job to enqueue.
+
+    Jobs with one ``serial`` key run one at a time, in order. A job with a ``coalesce`` key merges into the
+    newest job of its ``scope`` (e.g. one branch) when that one is still queued and has the same key.
+    """
 
     kind: str
     repo: str
     payload: dict[str, Any]
     serial: str | None = None
+    scope: str | None = None
     coalesce: str | None = None
 
 
@@ -95,6 +101,8 @@ class JobQueue:
         self.max_attempts = max_attempts
         self.backoff = backoff
         self._local = threading.local()
+        # Writers queue on this lock rather than in SQLite's busy handler, whose sleeps grow to 100 ms.
+        self._write_lock = threading.Lock()
         self._db().executescript(SCHEMA)
 
     def _db(self) -> sqlite3.Connection:
@@ -108,7 +116,7 @@ class JobQueue:
         return db
 
     def _tx(self) -> _Transaction:
-        return _Transaction(self._db())
+        return _Transaction(self._db(), self._write_lock)
 
     def enqueue(self, delivery: str, event: str, specs: Sequence[JobSpec]) -> Enqueued:
         """Record a delivery and queue its jobs once; a redelivery returns the first one's jobs."""
@@ -126,21 +134,21 @@ class JobQueue:
 
     def _add(self, db: sqlite3.Connection, delivery: str, spec: JobSpec, now: float) -> int:
         payload = {**spec.payload, "deliveries": [delivery]}
-        if spec.coalesce is not None:
-            # Only the newest job of the key may absorb this one, so a later drop is never jumped over.
+        if spec.coalesce is not None and spec.scope is not None:
+            # Only the newest job of the scope may absorb this one, so a later drop is never jumped over.
             last = db.execute(
-                "SELECT id, state, payload, coalesce_key FROM jobs WHERE serial IS ? AND state != 'done'"
+                "SELECT id, state, payload, coalesce_key FROM jobs WHERE scope = ? AND state != 'done'"
                 " ORDER BY id DESC LIMIT 1",
-                (spec.serial,),
+                (spec.scope,),
             ).fetchone()
             if last is not None and last[1] == "queued" and last[3] == spec.coalesce:
                 merged = merge_payloads(json.loads(last[2]), payload)
                 db.execute("UPDATE jobs SET payload = ?, updated_at = ? WHERE id = ?", (json.dumps(merged), now, last[0]))
                 return last[0]
         cursor = db.execute(
-            "INSERT INTO jobs (kind, repo, serial, coalesce_key, payload, state, created_at, updated_at, delivery)"
-            " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
-            (spec.kind, spec.repo, spec.serial, spec.coalesce, json.dumps(payload), now, now, delivery),
+            "INSERT INTO jobs (kind, repo, serial, scope, coalesce_key, payload, state, created_at, updated_at,"
+            " delivery) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+            (spec.kind, spec.repo, spec.serial, spec.scope, spec.coalesce, json.dumps(payload), now, now, delivery),
         )
         return int(cursor.lastrowid)
 
@@ -265,12 +273,21 @@ class JobQueue:
 class _Transaction:
     """``BEGIN IMMEDIATE`` … ``COMMIT`` (or ``ROLLBACK`` on error) around a block."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
         self.db = db
+        self.lock = lock
 
     def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
+        self.lock.acquire()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
         return self.db
 
     def __exit__(self, kind: object, error: object, trace: object) -> None:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        try:
+            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        finally:
+            self.lock.release()

@@ -10,7 +10,8 @@ from bot.queue import JobQueue, JobSpec
 
 def push(repo: str, branch: str, after: str, *, full: bool = False) -> JobSpec:
     payload = {"repo": repo, "branch": branch, "after": after, "full": full}
-    return JobSpec("index", repo, payload, serial=f"repo:{repo}", coalesce=f"index:{repo}:{branch}")
+    return JobSpec("index", repo, payload, serial=f"repo:{repo}", scope=f"{repo}:{branch}",
+                   coalesce=f"index:{repo}:{branch}")
 
 
 def test_a_redelivered_delivery_is_not_queued_twice(tmp_path):
@@ -24,9 +25,12 @@ def test_a_redelivered_delivery_is_not_queued_twice(tmp_path):
 
 def test_queued_pushes_to_one_branch_coalesce_to_the_newest_head(tmp_path):
     queue = JobQueue(tmp_path / "q.sqlite3")
-    ids = [queue.enqueue(f"d-{n}", "push", [push("o/a", "main", f"sha{n}")]).jobs[0] for n in range(5)]
-    other = queue.enqueue("d-x", "push", [push("o/a", "dev", "dev1")]).jobs[0]
-    assert len(set(ids)) == 1 and other != ids[0]
+    ids, others = [], []
+    for n in range(5):  # pushes to two branches of one repository, interleaved
+        ids.append(queue.enqueue(f"d-{n}", "push", [push("o/a", "main", f"sha{n}")]).jobs[0])
+        others.append(queue.enqueue(f"d-dev-{n}", "push", [push("o/a", "dev", f"dev{n}")]).jobs[0])
+    assert len(set(ids)) == 1 and len(set(others)) == 1 and others[0] != ids[0]
+    assert queue.counts()["queued"] == 2
     job = queue.claim()
     assert job.payload["after"] == "sha4"
     assert job.deliveries == [f"d-{n}" for n in range(5)]
@@ -35,7 +39,7 @@ def test_queued_pushes_to_one_branch_coalesce_to_the_newest_head(tmp_path):
 def test_a_push_never_jumps_over_a_later_job_of_the_same_repository(tmp_path):
     queue = JobQueue(tmp_path / "q.sqlite3")
     first = queue.enqueue("d-1", "push", [push("o/a", "feature", "f1")]).jobs[0]
-    drop = JobSpec("drop_branch", "o/a", {"branch": "feature"}, serial="repo:o/a")
+    drop = JobSpec("drop_branch", "o/a", {"branch": "feature"}, serial="repo:o/a", scope="o/a:feature")
     queue.enqueue("d-2", "push", [drop])
     recreated = queue.enqueue("d-3", "push", [push("o/a", "feature", "f2")]).jobs[0]
     assert recreated != first
