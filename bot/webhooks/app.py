@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,6 +18,7 @@ from starlette.routing import Route
 
 from bot import logs, metrics
 from bot.config import Settings
+from bot.documents import Unit
 from bot.github.client import GitHubApp, check_app_settings
 from bot.github.mirror import Mirrors
 from bot.queue import JobQueue
@@ -106,6 +108,7 @@ def create_app(settings: Settings) -> Starlette:
         if settings.pause_workers:
             log.info("workers paused (RAGCODE_PAUSE_WORKERS=1); deliveries are only queued")
         else:
+            await run_in_threadpool(_warm_up, runtime)
             workers.start()
         try:
             yield
@@ -142,6 +145,18 @@ def _outcome(event: str, outcome: str, status: int, body: dict[str, Any]) -> Res
     # Event names only count once the signature is good: unsigned callers cannot grow the label set.
     metrics.DELIVERIES.labels(event=event if status not in (401, 413) else "", outcome=outcome).inc()
     return JSONResponse(body, status_code=status)
+
+
+def _warm_up(runtime: Runtime) -> None:
+    """Load the models before listening: their first use holds the GIL for seconds and would stall acks."""
+    started = time.monotonic()
+    runtime.store.ping()
+    runtime.text_model.summarize([Unit("warm_up.py", "python", "function", "warm_up", 1, 2,
+                                       "def warm_up():\n    return 1\n")], runtime.settings.summary_lang)
+    runtime.embedder.embed_documents(["warm up"])
+    runtime.embedder.embed_query("warm up")
+    runtime.store.lexical_search("ragcode/warm-up", "main", "warm up 준비", 1)
+    log.info("models loaded in %.1f s", time.monotonic() - started)
 
 
 def _store_ok(runtime: Runtime) -> bool:

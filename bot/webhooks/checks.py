@@ -9,8 +9,6 @@ from bot.markdown import escape_text, inline_code
 
 NAME = "ragcode"
 MAX_SUMMARY = 60000  # GitHub rejects output.summary over 65535 characters
-STAGE_NAMES = {"plan": "planning", "chunk": "chunking", "summarize": "summarizing", "embed": "embedding",
-               "write": "writing"}
 
 
 def title(report: Any, config_errors: Sequence[str] = ()) -> str:
@@ -72,8 +70,7 @@ def config_section(config_errors: Sequence[str]) -> list[str]:
 
 def progress(stage: str, done: int, total: int) -> tuple[str, str]:
     """Title and summary of an in-progress check run."""
-    name = STAGE_NAMES.get(stage, stage)
-    text = f"Indexing: {name} {done}/{total}" if total else f"Indexing: {name}"
+    text = f"Indexing: {stage} {done}/{total}" if total else f"Indexing: {stage}"
     return text, f"{text}.\n\nThe counts follow when the run completes."
 
 

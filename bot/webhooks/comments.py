@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 from urllib.parse import quote
 
 from github.Repository import Repository
 
-from bot import metrics
 from bot.commands.answer import answer
 from bot.commands.parse import help_text, is_command, parse_command
 from bot.queue import Job, JobSpec
@@ -80,14 +78,12 @@ def run_command(context: Context, job: Job) -> None:
         log.info("rate limit reached for %s", payload["user"], extra=extra)
         return
     issue.get_comment(payload["comment"]).create_reaction("eyes")
-    started = time.monotonic()
     try:
         reply = _reply(context, job, github_repo, config)
     except Exception:
         log.exception("command failed", extra=extra)
         reply = texts["error"].format(job=job.id)
     issue.create_comment(reply)
-    metrics.ANSWER_SECONDS.observe(time.monotonic() - started)
     log.info("answered %s", payload["command"], extra=extra)
 
 

@@ -9,7 +9,6 @@ from typing import Any
 
 from github.Repository import Repository
 
-from bot import metrics
 from bot.github.mirror import branch_head
 from bot.indexer.pipeline import index_branch
 from bot.queue import Job, JobSpec
@@ -27,7 +26,8 @@ def index_job(installation: int, repo: str, *, branch: str | None = None, full: 
               **details: Any) -> JobSpec:
     """A run that indexes ``branch`` (None: the default branch) of ``repo``; runs of one repository serialize."""
     payload = {"installation": installation, "repo": repo, "branch": branch, "full": full, **details}
-    return JobSpec("index", repo, payload, serial=f"repo:{repo}", coalesce=f"index:{repo}:{branch or ''}")
+    return JobSpec("index", repo, payload, serial=f"repo:{repo}", scope=f"{repo}:{branch or ''}",
+                   coalesce=f"index:{repo}:{branch or ''}")
 
 
 def repository_details(data: dict[str, Any]) -> dict[str, str]:
@@ -51,7 +51,7 @@ def on_push(event: Event) -> list[JobSpec]:
     details = repository_details(event.data)
     if event.data.get("deleted") is True:
         payload = {"installation": installation, "repo": repo, "branch": branch, **details}
-        return [JobSpec("drop_branch", repo, payload, serial=f"repo:{repo}")]
+        return [JobSpec("drop_branch", repo, payload, serial=f"repo:{repo}", scope=f"{repo}:{branch}")]
     after = field(event.data, "after")
     return [index_job(installation, repo, branch=branch, after=after, **details)]
 
@@ -83,7 +83,6 @@ def run_index(context: Context, job: Job) -> None:
         return
     github_repo = context.app.client(installation).get_repo(repo)
     check = _check_run(context, job, github_repo, head)
-    started = time.monotonic()
     try:
         report = index_branch(
             context.runtime, mirror, repo, branch, head, full=bool(payload.get("full")), options=config.options,
@@ -93,8 +92,6 @@ def run_index(context: Context, job: Job) -> None:
         text, body = checks.failure(f"{type(error).__name__}: {error}", config.errors)
         _complete(check, "failure", text, body)
         raise
-    finally:
-        metrics.INDEX_SECONDS.observe(time.monotonic() - started)
     conclusion = "failure" if report.functions_failed else "success"
     _complete(check, conclusion, checks.title(report, config.errors), checks.summary(report, config.errors))
     log.info("indexed %s@%s: %s", branch, head[:12], checks.title(report), extra=extra)
