@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.documents import Hit, Unit
+from bot.markdown import fence
 
 SUMMARY_MAX_TOKENS = 512
 ANSWER_MAX_TOKENS = 4096
 MAX_UNIT_CHARS = 24_000  # a unit is at most a few hundred lines; this only guards against pathological lines
 MAX_CONTEXT_CHARS = 60_000
 
-_BACKTICK_RUN = re.compile(r"`+")
 _FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)[^`]*$")
 _TAGGED = re.compile(r"<(summary|result)>(.*?)(?:</\1>|$)", re.S | re.I)
 _PREAMBLE = re.compile(
@@ -36,14 +36,6 @@ class CodeBlock:
 
 def _lang(lang: str) -> str:
     return "ko" if lang.lower().startswith("ko") else "en"
-
-
-def fence(code: str, info: str = "") -> str:
-    """``code`` in a backtick fence longer than any backtick run inside it, so it cannot close early."""
-    longest = max((len(run) for run in _BACKTICK_RUN.findall(code)), default=0)
-    marker = "`" * max(3, longest + 1)
-    body = code if code.endswith("\n") else code + "\n"
-    return f"{marker}{info}\n{body}{marker}"
 
 
 def _one_line(text: str) -> str:
