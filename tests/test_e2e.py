@@ -193,7 +193,8 @@ def completed_check(github: GitHubStandIn, repo: str, sha: str) -> dict:
 
 def test_install_push_and_ask(tmp_path, github, keys):
     widgets = git.Repo.init(tmp_path / "widgets", initial_branch="main")
-    first = commit_files(widgets, {"calc.py": CALC_V1, "cloud.py": CLOUD}, "calc")
+    broken_config = "exclude: ['.github/**']\ncolour: blue\n"
+    first = commit_files(widgets, {"calc.py": CALC_V1, "cloud.py": CLOUD, ".github/ragcode.yml": broken_config}, "calc")
     sauce = git.Repo.init(tmp_path / "sauce", initial_branch="main")
     commit_files(sauce, {"sauce.py": SAUCE}, "sauce")
     repo = github.add_repo("acme/widgets", f"file://{tmp_path / 'widgets'}", octocat="write")
@@ -207,10 +208,11 @@ def test_install_push_and_ask(tmp_path, github, keys):
         server.wait_idle()
         installed = completed_check(github, "acme/widgets", first)
         assert installed["conclusion"] == "success"
-        assert installed["output"]["title"].startswith("5 added, 0 updated, 0 removed")
+        assert installed["output"]["title"] == "5 added, 0 updated, 0 removed, 5 summarized (configuration has errors)"
+        assert "unknown key" in installed["output"]["summary"] and "colour" in installed["output"]["summary"]
 
         # a push that changes two functions, adds one and deletes one
-        second = commit_files(widgets, {"calc.py": CALC_V2}, "rework calc")
+        second = commit_files(widgets, {"calc.py": CALC_V2, ".github/ragcode.yml": "exclude: ['.github/**']\n"}, "rework")
         response = server.deliver("push", push_payload(repo, INSTALLATION, "main", first, second))
         assert response.status_code == 202
         server.wait_idle()

@@ -15,6 +15,8 @@ from starlette.testclient import TestClient
 from bot.config import ConfigError, Settings
 from bot.github.client import GitHubApp, check_app_settings
 from bot.github.mirror import MirrorError, Mirrors, auth_env, branch_head
+from bot.indexer.pipeline import IndexReport
+from bot.webhooks import checks
 from bot.webhooks.app import create_app
 from bot.webhooks.signature import sign, verify
 from tests.github_standin import (
@@ -307,3 +309,23 @@ def test_the_token_reaches_git_as_a_header_not_in_the_url():
     env = auth_env("https://github.example/a/b.git", "ghs_secret")
     assert env["GIT_CONFIG_KEY_0"] == "http.extraHeader" and "ghs_secret" not in env["GIT_CONFIG_VALUE_0"]
     assert "GIT_CONFIG_COUNT" not in auth_env("file:///srv/a/b.git", "ghs_secret")
+
+
+# check run texts
+
+
+def test_check_run_title_and_summary_state_the_counts_usage_and_failures():
+    report = IndexReport(repo="acme/widgets", branch="main", commit="b" * 40, previous_commit="a" * 40,
+                         files_changed=3, functions_total=40, functions_added=1, functions_updated=2,
+                         functions_removed=1, functions_unchanged=36, summaries_generated=3, summaries_reused=1,
+                         functions_failed=["calc.py:Calculator.divide"], seconds=4.25,
+                         usage={"us-east-1": {"calls": 2, "errors": 1}, "eu-central-1": {"calls": 1, "errors": 0}})
+    errors = ["unknown key `colour`"]
+    assert checks.title(report) == "1 added, 2 updated, 1 removed, 3 summarized, 1 failed"
+    assert checks.title(report, errors).endswith("(configuration has errors)")
+    summary = checks.summary(report, errors)
+    assert "| Summaries generated | 3 |" in summary and "| Summaries reused | 1 |" in summary
+    assert "| Time | 4.2 s |" in summary or "| Time | 4.3 s |" in summary
+    assert "| `us-east-1` | 2 | 1 |" in summary and "| `eu-central-1` | 1 | 0 |" in summary
+    assert "- `calc.py:Calculator.divide`" in summary
+    assert "unknown key \\`colour\\`" in summary
