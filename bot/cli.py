@@ -219,9 +219,10 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
                                                "indexed_at": state.indexed_at}
     finally:
         runtime.close()
-    queue = _queue_counts(settings)
+    queue, parked = _queue_state(settings)
     if args.json:
-        print(json.dumps({"repositories": list(repositories.values()), "queue": queue}, ensure_ascii=False))
+        print(json.dumps({"repositories": list(repositories.values()), "queue": queue, "parked_jobs": parked},
+                         ensure_ascii=False))
         return 0
     for entry in repositories.values():
         for branch, info in entry["branches"].items():
@@ -230,16 +231,20 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
     if not repositories:
         print("nothing indexed yet")
     print(f"queue: {queue['queued']} queued, {queue['running']} running, {queue['parked']} parked")
+    for job in parked:
+        print(f"  parked job {job['id']} ({job['kind']} {job['repo']}, {job['attempts']} attempts): {job['error']}")
     return 0
 
 
-def _queue_counts(settings: Settings) -> dict[str, int]:
+def _queue_state(settings: Settings) -> tuple[dict[str, int], list[dict]]:
+    """Job counts by state, and the parked jobs with their last error."""
     path = settings.home / "queue.sqlite3"
     if not path.exists():
-        return {"queued": 0, "running": 0, "parked": 0}
+        return {"queued": 0, "running": 0, "parked": 0}, []
     from bot.queue import JobQueue
 
-    return JobQueue(path).counts()
+    queue = JobQueue(path)
+    return queue.counts(), queue.parked()
 
 
 def command_serve(settings: Settings, args: argparse.Namespace) -> int:

@@ -40,6 +40,16 @@ class Runtime:
         with self._lock:
             return make_embedder(self.settings)
 
+    def warm_up(self) -> None:
+        """Load the store, the models and the Korean analyzer now rather than on first use."""
+        from bot.text import kiwi
+
+        self.store.ping()
+        self.text_model.usage()
+        self.embedder.embed_query("warm up")
+        self.embedder.embed_documents(["warm up"])
+        kiwi()
+
     def close(self) -> None:
         """Close the store if it was opened."""
         if "store" in self.__dict__:

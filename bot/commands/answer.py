@@ -38,10 +38,11 @@ def answer(
     html_url: str,
     boost_paths: Collection[str] = (),
     search_only: bool = False,
+    lang: str | None = None,
 ) -> Answer:
-    """Retrieve the functions relevant to ``request`` in ``repo``/``branch`` and write the reply."""
+    """Retrieve the functions relevant to ``request`` in ``repo``/``branch`` and write the reply in ``lang``."""
     started = time.monotonic()
-    lang = runtime.settings.summary_lang
+    lang = lang or runtime.settings.summary_lang
     state = runtime.store.branch_state(repo, branch)
     if state is None:
         return Answer(markdown=_NOT_INDEXED["en" if lang == "en" else "ko"])

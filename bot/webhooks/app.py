@@ -18,7 +18,6 @@ from starlette.routing import Route
 
 from bot import logs, metrics
 from bot.config import Settings
-from bot.documents import Unit
 from bot.github.client import GitHubApp, check_app_settings
 from bot.github.mirror import Mirrors
 from bot.queue import JobQueue
@@ -150,12 +149,7 @@ def _outcome(event: str, outcome: str, status: int, body: dict[str, Any]) -> Res
 def _warm_up(runtime: Runtime) -> None:
     """Load the models before listening: their first use holds the GIL for seconds and would stall acks."""
     started = time.monotonic()
-    runtime.store.ping()
-    runtime.text_model.summarize([Unit("warm_up.py", "python", "function", "warm_up", 1, 2,
-                                       "def warm_up():\n    return 1\n")], runtime.settings.summary_lang)
-    runtime.embedder.embed_documents(["warm up"])
-    runtime.embedder.embed_query("warm up")
-    runtime.store.lexical_search("ragcode/warm-up", "main", "warm up 준비", 1)
+    runtime.warm_up()
     log.info("models loaded in %.1f s", time.monotonic() - started)
 
 
