@@ -16,8 +16,9 @@ from bot.config import ConfigError, Settings
 from bot.github.client import GitHubApp, check_app_settings
 from bot.github.mirror import MirrorError, Mirrors, auth_env, branch_head
 from bot.indexer.pipeline import IndexReport
-from bot.webhooks import checks
+from bot.webhooks import checks, installation
 from bot.webhooks.app import create_app
+from bot.webhooks.router import Event
 from bot.webhooks.signature import sign, verify
 from tests.github_standin import (
     WEBHOOKS,
@@ -189,6 +190,25 @@ def test_installation_queues_a_full_index_per_repository(paused, source, github)
     added["installation"]["id"] = INSTALLATION
     assert post(paused, "installation_repositories", added).status_code == 202
     assert paused.app.state.queue.full_index_pending("Codertocat/Space")
+
+
+def test_removing_a_repository_forgets_its_index_and_mirror(tmp_path, github, keys, source):
+    settings = make_settings(tmp_path / "home", github, keys)
+    with TestClient(create_app(settings)) as client:
+        post(client, "installation", installation_payload([source[1]], INSTALLATION))
+        wait_idle(client)
+        runtime_store = client.app.state.workers.context.runtime.store
+        assert [state.repo for state in runtime_store.branch_states()] == ["acme/widgets"]
+        mirror = settings.home / "mirrors" / "acme/widgets.git"
+        assert mirror.is_dir()
+        removed = example("installation_repositories/removed")
+        removed["installation"]["id"] = INSTALLATION
+        removed["repositories_removed"][0]["full_name"] = "acme/widgets"
+        assert post(client, "installation_repositories", removed).status_code == 202
+        wait_idle(client)
+        assert runtime_store.branch_states() == [] and not mirror.exists()
+    specs = installation.router.dispatch(Event("installation", "d-1", example("installation/deleted")))
+    assert [(spec.kind, spec.repo) for spec in specs] == [("forget", "octocat/Hello-World")]
 
 
 def test_healthz_and_metrics(paused):

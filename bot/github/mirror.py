@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import shutil
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -65,6 +66,11 @@ class Mirrors:
         """The existing mirror of ``repo``, or None."""
         path = self.path(repo)
         return git.Repo(path) if (path / "HEAD").is_file() else None
+
+    def remove(self, repo: str) -> None:
+        """Delete the mirror of ``repo`` (when the App loses access to it)."""
+        with self.lock(repo):
+            shutil.rmtree(self.path(repo), ignore_errors=True)
 
     def sync(self, repo: str, url: str, token: str | None) -> git.Repo:
         """Create or update the mirror: git transfers only objects it does not have yet."""

@@ -29,7 +29,8 @@ from bot.workers import Context, Workers, update_gauges
 
 log = logging.getLogger("ragcode.webhooks")
 router = Router(installation.router, push.router, comments.router)
-RUNNERS = {"index": push.run_index, "drop_branch": push.run_drop, "command": comments.run_command}
+RUNNERS = {"index": push.run_index, "drop_branch": push.run_drop, "command": comments.run_command,
+           "forget": installation.run_forget}
 
 
 class _TooLarge(Exception):
