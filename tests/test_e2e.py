@@ -146,7 +146,7 @@ class Server:
         body = json.dumps(payload).encode()
         headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4()),
                    "X-Hub-Signature-256": sign(SECRET, body), "Content-Type": "application/json"}
-        return httpx.post(f"{self.url}/webhook", content=body, headers=headers, timeout=5)
+        return httpx.post(f"{self.url}/webhook", content=body, headers=headers, timeout=30)
 
     def jobs(self) -> dict[str, int]:
         return httpx.get(f"{self.url}/healthz", timeout=5).json()["jobs"]

@@ -158,7 +158,8 @@ def test_ping_and_ignored_events_get_200(paused, source):
     assert post(paused, "ping", example("ping/with-app_id")).json()["zen"]
     assert post(paused, "pull_request", example("pull_request/opened")).status_code == 200
     assert post(paused, "star", {"action": "created"}).status_code == 200
-    assert post(paused, "installation", example("installation/deleted")).status_code == 200
+    suspended = example("installation/deleted") | {"action": "suspend"}
+    assert post(paused, "installation", suspended).status_code == 200
     tag = push_payload(source[1], INSTALLATION, "main", "0" * 40, "a" * 40, ref="refs/tags/v1.0")
     assert post(paused, "push", tag).status_code == 200
     for action in ("edited", "deleted"):
