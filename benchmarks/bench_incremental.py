@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from pathlib import Path
 
 from corpus import REPO_NAME, ensure_indexed
 
@@ -19,16 +20,15 @@ ROUNDS = 5
 
 def change_one_function(repo, round_number: int) -> str:
     """Edit the body of one function (a different one each round) and commit."""
-    root = repo.working_tree_dir
+    root = Path(repo.working_tree_dir)
     files = sorted(path for path in repo.git.ls_files().splitlines() if path.endswith(".py"))
     path = files[(round_number * 7919) % len(files)]
-    text = open(f"{root}/{path}", encoding="utf-8").read()
+    text = (root / path).read_text(encoding="utf-8")
     unit = next(u for u in chunk_file(path, text) if u.kind in ("function", "method"))
     lines = text.splitlines(keepends=True)
     indent = " " * (len(lines[unit.end_line - 1]) - len(lines[unit.end_line - 1].lstrip()))
     lines.insert(unit.end_line, f"{indent}_benchmark_marker = {round_number}  # changed by the benchmark\n")
-    with open(f"{root}/{path}", "w", encoding="utf-8") as handle:
-        handle.write("".join(lines))
+    (root / path).write_text("".join(lines), encoding="utf-8")
     repo.git.add(path)
     repo.index.commit(f"bench change {round_number}")
     return f"{path}::{unit.name}"

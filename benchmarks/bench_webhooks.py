@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.webhooks.signature import sign  # noqa: E402
+from tests.shared_data import DATA as SHARED_DATA  # noqa: E402
 
-WEBHOOKS = Path("/work/shared/data/github-webhooks")
+WEBHOOKS = SHARED_DATA / "github-webhooks"
 SECRET = "benchmark secret"
 TARGET_P99_MS = 200.0
 

@@ -1,6 +1,6 @@
 """A stand-in Amazon Bedrock Runtime on 127.0.0.1 for tests and benchmarks.
 
-Requests are checked against the real service model (``/work/shared/data/bedrock-runtime/service-2.json``):
+Requests are checked against the real service model (``shared/data/bedrock-runtime/service-2.json``):
 the operation is found by method and URI, the SigV4 credential scope names the region and the signing name,
 and the parameters pass botocore's ``ParamValidator`` against the operation's input shape. Responses reuse the
 structure of real recorded responses (Converse ``output/stopReason/usage/metrics``, Titan v2
@@ -21,7 +21,6 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -30,7 +29,9 @@ import yaml
 from botocore.model import OperationModel, ServiceModel
 from botocore.validate import ParamValidator
 
-DATA = Path("/work/shared/data/bedrock-runtime")
+from tests.shared_data import DATA as SHARED_DATA
+
+DATA = SHARED_DATA / "bedrock-runtime"
 CASSETTES = DATA / "examples" / "pydantic-ai" / "tests"
 SUPPORTED = ("Converse", "InvokeModel")
 TITAN_V2 = "amazon.titan-embed-text-v2:0"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,10 +10,6 @@ import pytest
 
 from bot.config import Settings
 from bot.runtime import Runtime
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-if not SHARED.is_dir():  # CI lays shared/ beside the clone
-    SHARED = Path(os.environ.get("RAGCODE_SHARED", "/work/shared"))
 
 
 class GitRepo:

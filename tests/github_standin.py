@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -21,7 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest
 
-SPEC_PATH = Path("/work/shared/data/github-openapi/api.github.com.subset.json")
+from tests.shared_data import DATA as SHARED_DATA
+
+SPEC_PATH = SHARED_DATA / "github-openapi" / "api.github.com.subset.json"
 PREFIX = "/api/v3"  # served like GitHub Enterprise Server, so GITHUB_API_URL with a path is exercised
 _openapi: OpenAPI | None = None
 _openapi_lock = threading.Lock()
@@ -293,7 +294,7 @@ def _now() -> str:
 
 # deliveries, built from the real example payloads
 
-WEBHOOKS = Path("/work/shared/data/github-webhooks")
+WEBHOOKS = SHARED_DATA / "github-webhooks"
 
 
 def example(name: str) -> dict[str, Any]:

@@ -12,7 +12,9 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC_DIR = Path(os.environ.get("OPENSEARCH_API_SPEC", "/work/shared/data/opensearch-api-spec")) / "spec"
+from tests.shared_data import DATA as SHARED_DATA
+
+SPEC_DIR = Path(os.environ.get("OPENSEARCH_API_SPEC", SHARED_DATA / "opensearch-api-spec")) / "spec"
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
