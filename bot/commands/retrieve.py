@@ -11,7 +11,7 @@ import numpy as np
 from bot.documents import Hit
 from bot.runtime import Runtime
 
-RRF_K = 60  # the usual reciprocal-rank constant: dampens the difference between neighbouring ranks
+RRF_K = 5  # reciprocal-rank constant: small, so the top ranks of each list dominate (benchmarks/bench_quality.py)
 LEXICAL_BONUS = 0.05  # most that keyword agreement adds to the cosine similarity
 PATH_BOOST = 0.02  # added for functions in the files of the pull request the command came from
 
