@@ -58,7 +58,7 @@ class Settings:
     max_unit_lines: int = 200
     top_k: int = 10
     candidates: int = 50
-    min_score: float = 0.80
+    min_score: float = 0.85
     lexical_weight: float = 1.0
     vector_weight: float = 1.0
     workers: int = 2

