@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
+from bot.indexer.pipeline import IndexReport
 from bot.markdown import escape_text, inline_code
 
 NAME = "ragcode"
 MAX_SUMMARY = 60000  # GitHub rejects output.summary over 65535 characters
 
 
-def title(report: Any, config_errors: Sequence[str] = ()) -> str:
+def title(report: IndexReport, config_errors: Sequence[str] = ()) -> str:
     """``3 added, 2 updated, 1 removed, 5 summarized`` (and a note on a broken configuration)."""
     text = (
         f"{report.functions_added} added, {report.functions_updated} updated, "
@@ -24,7 +24,7 @@ def title(report: Any, config_errors: Sequence[str] = ()) -> str:
     return text
 
 
-def summary(report: Any, config_errors: Sequence[str] = ()) -> str:
+def summary(report: IndexReport, config_errors: Sequence[str] = ()) -> str:
     """The Markdown summary: counts, summaries made and reused, model calls per region, time, failures."""
     previous = report.previous_commit[:12] if report.previous_commit else "nothing (full index)"
     rows = [
@@ -34,7 +34,7 @@ def summary(report: Any, config_errors: Sequence[str] = ()) -> str:
         ("Functions total", report.functions_total),
         ("Added", report.functions_added),
         ("Updated", report.functions_updated),
-        ("Moved", getattr(report, "functions_moved", 0)),
+        ("Moved", report.functions_moved),
         ("Removed", report.functions_removed),
         ("Unchanged", report.functions_unchanged),
         ("Summaries generated", report.summaries_generated),
@@ -43,7 +43,7 @@ def summary(report: Any, config_errors: Sequence[str] = ()) -> str:
         ("Time", f"{report.seconds:.1f} s"),
     ]
     parts = ["| | |", "| --- | ---: |", *(f"| {name} | {value} |" for name, value in rows)]
-    usage = getattr(report, "usage", None) or {}
+    usage = report.usage
     if usage:
         keys = sorted({key for numbers in usage.values() for key in numbers})
         parts += ["", "**Model calls per region**", "", "| region | " + " | ".join(keys) + " |",
@@ -81,7 +81,7 @@ def failure(error: str, config_errors: Sequence[str] = ()) -> tuple[str, str]:
     return "Indexing failed", "\n".join(lines)
 
 
-def _number(value: Any) -> str:
+def _number(value: float) -> str:
     if isinstance(value, float) and not value.is_integer():
         return f"{value:.2f}"
     return str(int(value)) if isinstance(value, (int, float)) else escape_text(str(value))
