@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from github.CheckRun import CheckRun
 from github.Repository import Repository
 
 from bot.github.mirror import branch_head
@@ -108,7 +109,7 @@ def run_drop(context: Context, job: Job) -> None:
     log.info("dropped the index of branch %s", payload["branch"], extra=extra)
 
 
-def _check_run(context: Context, job: Job, github_repo: Repository, head: str) -> Any:
+def _check_run(context: Context, job: Job, github_repo: Repository, head: str) -> CheckRun:
     """The job's check run on ``head``: reused on a retry, else created ``in_progress``."""
     known = job.payload.get("check_run")
     if known and known.get("head") == head:
@@ -123,7 +124,7 @@ def _check_run(context: Context, job: Job, github_repo: Repository, head: str) -
     return check
 
 
-def _complete(check: Any, conclusion: str, text: str, body: str) -> None:
+def _complete(check: CheckRun, conclusion: str, text: str, body: str) -> None:
     check.edit(status="completed", conclusion=conclusion, completed_at=datetime.now(UTC),
                output={"title": text[:250], "summary": body})
 
@@ -131,7 +132,7 @@ def _complete(check: Any, conclusion: str, text: str, body: str) -> None:
 class _Progress:
     """``progress(stage, done, total)`` for the pipeline: updates the check run at most every few seconds."""
 
-    def __init__(self, check: Any) -> None:
+    def __init__(self, check: CheckRun) -> None:
         self.check = check
         self.last = time.monotonic()
 
