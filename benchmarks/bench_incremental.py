@@ -10,7 +10,8 @@ import statistics
 import time
 from pathlib import Path
 
-from corpus import REPO_NAME, ensure_indexed
+import git
+from corpus import REPO_NAME, build_repository, ensure_indexed
 
 from bot.indexer.chunker import chunk_file
 
@@ -18,10 +19,15 @@ SIZES = (2_000, 20_000)
 ROUNDS = 5
 
 
-def change_one_function(repo, round_number: int) -> str:
-    """Edit the body of one function (a different one each round) and commit."""
+def shared_files() -> list[str]:
+    """Python files of the small corpus: the large one holds them too, so both runs change the same code."""
+    small = git.Repo(build_repository(SIZES[0]))
+    return sorted(path for path in small.git.ls_files().splitlines() if path.endswith(".py"))
+
+
+def change_one_function(repo: git.Repo, round_number: int, files: list[str]) -> str:
+    """Edit the body of one function (in a different file each round) and commit."""
     root = Path(repo.working_tree_dir)
-    files = sorted(path for path in repo.git.ls_files().splitlines() if path.endswith(".py"))
     path = files[(round_number * 7919) % len(files)]
     text = (root / path).read_text(encoding="utf-8")
     unit = next(u for u in chunk_file(path, text) if u.kind in ("function", "method"))
@@ -43,8 +49,9 @@ def measure(functions: int) -> dict:
     runtime.text_model.summarize([], "ko")
     total = runtime.store.branch_state(REPO_NAME, "main").functions
     seconds, summaries = [], []
+    files = shared_files()
     for round_number in range(ROUNDS):
-        change_one_function(repo, round_number)
+        change_one_function(repo, round_number, files)
         started = time.perf_counter()
         report = index_branch(runtime, repo, REPO_NAME, "main", repo.head.commit.hexsha)
         seconds.append(time.perf_counter() - started)

@@ -40,7 +40,8 @@ def main() -> None:
     """Print the figures."""
     runtime, _, _ = ensure_indexed(20_000)
     functions = runtime.store.branch_state(REPO_NAME, "main").functions
-    retrieve(runtime, REPO_NAME, "main", "warm-up query", min_score=0.0)
+    runtime.warm_up()
+    retrieve(runtime, REPO_NAME, "main", "준비 warm-up query", min_score=0.0)
     latencies = []
     for _ in range(ROUNDS):
         for query in QUERIES:

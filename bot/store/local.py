@@ -9,6 +9,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
@@ -35,7 +36,8 @@ CREATE TABLE IF NOT EXISTS documents (
     content_hash TEXT NOT NULL,
     summary TEXT NOT NULL,
     summary_ok INTEGER NOT NULL,
-    vector BLOB
+    vector BLOB,
+    generation INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS documents_scope_path ON documents(scope, path);
 CREATE INDEX IF NOT EXISTS documents_pending ON documents(scope) WHERE summary_ok = 0;
@@ -52,6 +54,9 @@ CREATE TABLE IF NOT EXISTS branches (
     dimension INTEGER,
     generation INTEGER NOT NULL DEFAULT 0
 );
+-- rows deleted per branch generation: with documents.generation, the change since a Faiss snapshot
+CREATE TABLE IF NOT EXISTS tombstones (scope TEXT NOT NULL, generation INTEGER NOT NULL, row INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS tombstones_scope ON tombstones(scope, generation);
 CREATE TABLE IF NOT EXISTS summary_cache (key TEXT PRIMARY KEY, summary TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS vector_cache (
     embedder TEXT NOT NULL, key TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (embedder, key)
@@ -60,6 +65,20 @@ CREATE TABLE IF NOT EXISTS vector_cache (
 # BM25 weights of the FTS columns: summary, name, path, code
 _BM25 = "bm25(documents_fts, 0.0, 1.0, 2.5, 0.6, 0.8)"
 _MAX_QUERY_TERMS = 48
+# A new Faiss snapshot is written when the change since the last one exceeds this share of the index, so a
+# push that touches a few functions costs the same on a large repository as on a small one.
+_SNAPSHOT_SHARE = 0.1
+_SNAPSHOT_MIN = 256
+
+
+@dataclass
+class _Vectors:
+    """A branch's Faiss index in memory: the generation it reflects and how far it is from its snapshot."""
+
+    generation: int
+    index: faiss.Index | None
+    snapshot: int  # generation of the newest snapshot on disk (0: none)
+    changed: int  # rows added or deleted since that snapshot
 
 
 def scope_of(repo: str, branch: str) -> str:
@@ -99,10 +118,18 @@ class LocalStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._migrate()
         except (OSError, sqlite3.Error) as error:
             raise StoreError(f"RAGCODE_HOME: cannot open the index in {self.directory}: {error}") from error
         self._lock = threading.RLock()
-        self._indexes: dict[str, tuple[int, faiss.Index]] = {}
+        self._indexes: dict[str, _Vectors] = {}
+
+    def _migrate(self) -> None:
+        """Bring an index made by an older version up to the current schema."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(documents)")}
+        if "generation" not in columns:
+            self._db.execute("ALTER TABLE documents ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
+        self._db.execute("CREATE INDEX IF NOT EXISTS documents_generation ON documents(scope, generation)")
 
     # -- state -------------------------------------------------------------------------------------------
     def branch_state(self, repo: str, branch: str) -> BranchState | None:
@@ -147,6 +174,7 @@ class LocalStore:
                 self._db.execute("DELETE FROM documents_fts WHERE scope = ?", (scope,))
                 self._db.execute("DELETE FROM documents WHERE scope = ?", (scope,))
                 self._db.execute("DELETE FROM branches WHERE scope = ?", (scope,))
+                self._db.execute("DELETE FROM tombstones WHERE scope = ?", (scope,))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -192,7 +220,7 @@ class LocalStore:
                 marks = ",".join("?" * len(chunk))
                 for row in self._db.execute(
                     "SELECT id, path, name, kind, language, start_line, end_line, code, content_hash, summary, "
-                    f"summary_ok, vector FROM documents WHERE scope = ? AND id IN ({marks})", (scope, *chunk)
+                    f"summary_ok, vector FROM documents WHERE id IN ({marks}) AND +scope = ?", (*chunk, scope)
                 ):
                     found[row[0]] = Document(
                         id=row[0], repo=repo, branch=branch, path=row[1], name=row[2], kind=row[3],
@@ -202,48 +230,44 @@ class LocalStore:
         return [found[i] for i in ids if i in found]
 
     def write(self, repo: str, branch: str, upserts: Sequence[Document], deletes: Sequence[str]) -> None:
-        """Insert or replace ``upserts`` and delete ``deletes`` in one transaction, then persist the vectors."""
+        """Insert or replace ``upserts`` and delete ``deletes`` in one transaction, then update the vectors."""
         if not upserts and not deletes:
             return
         scope = scope_of(repo, branch)
         with self._lock:
-            _, index = self._index(scope)
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                # a branch starts at a clock-based generation, so one dropped and indexed again never reuses
+                # the numbers of its old snapshots
+                self._db.execute(
+                    "INSERT INTO branches (scope, repo, branch, generation) VALUES (?, ?, ?, ?) ON CONFLICT(scope) "
+                    "DO UPDATE SET generation = generation + 1", (scope, repo, branch, time.time_ns() // 1000))
+                generation = self._db.execute(
+                    "SELECT generation FROM branches WHERE scope = ?", (scope,)).fetchone()[0]
                 gone = self._rowids(scope, [*deletes, *(d.id for d in upserts)])
                 if gone:
                     marks = ",".join("?" * len(gone))
                     self._db.execute(f"DELETE FROM documents_fts WHERE rowid IN ({marks})", gone)
                     self._db.execute(f"DELETE FROM documents WHERE rowid IN ({marks})", gone)
-                added_ids: list[int] = []
-                added_vectors: list[np.ndarray] = []
+                    self._db.executemany("INSERT INTO tombstones (scope, generation, row) VALUES (?, ?, ?)",
+                                         [(scope, generation, row) for row in gone])
                 for document in upserts:
                     cursor = self._db.execute(
                         "INSERT INTO documents (id, scope, path, name, kind, language, start_line, end_line, code, "
-                        "content_hash, summary, summary_ok, vector) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        "content_hash, summary, summary_ok, vector, generation) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (document.id, scope, document.path, document.name, document.kind, document.language,
                          document.start_line, document.end_line, document.code, document.content_hash,
-                         document.summary, int(document.summary_ok), _blob(document.vector)),
+                         document.summary, int(document.summary_ok), _blob(document.vector), generation),
                     )
-                    rowid = cursor.lastrowid
                     self._db.execute(
                         "INSERT INTO documents_fts (rowid, scope, summary, name, path, code) VALUES (?,?,?,?,?,?)",
-                        (rowid, scope, *_fts_row(document)),
+                        (cursor.lastrowid, scope, *_fts_row(document)),
                     )
-                    if document.vector is not None:
-                        added_ids.append(rowid)
-                        added_vectors.append(document.vector)
-                self._db.execute(
-                    "INSERT INTO branches (scope, repo, branch) VALUES (?, ?, ?) ON CONFLICT(scope) "
-                    "DO UPDATE SET generation = generation + 1", (scope, repo, branch))
-                generation = self._db.execute(
-                    "SELECT generation FROM branches WHERE scope = ?", (scope,)).fetchone()[0]
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            index = self._update_index(scope, index, gone, added_ids, added_vectors)
-            self._save_index(scope, generation, index)
+            self._index(scope)
 
     def _rowids(self, scope: str, ids: Sequence[str]) -> list[int]:
         rowids: list[int] = []
@@ -251,36 +275,68 @@ class LocalStore:
             chunk = list(ids[start : start + 500])
             marks = ",".join("?" * len(chunk))
             rowids += [r[0] for r in self._db.execute(
-                f"SELECT rowid FROM documents WHERE scope = ? AND id IN ({marks})", (scope, *chunk))]
+                f"SELECT rowid FROM documents WHERE id IN ({marks}) AND +scope = ?", (*chunk, scope))]
         return rowids
 
     # -- vectors -----------------------------------------------------------------------------------------
-    def _index_path(self, scope: str, generation: int) -> Path:
-        return self.directory / "faiss" / f"{scope}.{generation}.faiss"
+    # SQLite holds every vector. Faiss keeps one index per branch in memory; on disk it keeps a snapshot named
+    # after the branch generation it reflects. Opening replays the rows written and deleted since that
+    # snapshot, so a crash between commit and snapshot loses nothing and a small change writes no snapshot.
 
-    def _index(self, scope: str) -> tuple[int, faiss.Index | None]:
-        """The branch's Faiss index, reloaded when another process wrote a newer generation."""
+    def _snapshot(self, scope: str) -> tuple[int, faiss.Index] | None:
+        """The newest readable snapshot of the branch on disk, with its generation."""
+        current = self._db.execute("SELECT generation FROM branches WHERE scope = ?", (scope,)).fetchone()
+        snapshots = sorted(((int(path.name.split(".")[1]), path)
+                            for path in (self.directory / "faiss").glob(f"{scope}.*.faiss")), reverse=True)
+        for generation, path in snapshots:
+            if current is None or generation > current[0]:
+                continue  # left behind by a branch that was dropped since
+            try:
+                return generation, faiss.read_index(str(path))
+            except RuntimeError as error:
+                log.warning("faiss snapshot unreadable", extra={"path": str(path), "error": str(error)})
+        return None
+
+    def _index(self, scope: str) -> faiss.Index | None:
+        """The branch's Faiss index at the current generation (replaying what changed since it was built)."""
         row = self._db.execute("SELECT generation FROM branches WHERE scope = ?", (scope,)).fetchone()
         generation = row[0] if row else 0
-        cached = self._indexes.get(scope)
-        if cached and cached[0] == generation:
-            return cached
-        path = self._index_path(scope, generation)
-        index = None
-        if path.exists():
-            try:
-                index = faiss.read_index(str(path))
-            except RuntimeError as error:
-                log.warning("faiss index unreadable, rebuilding", extra={"path": str(path), "error": str(error)})
+        vectors = self._indexes.get(scope)
+        if vectors is None or vectors.generation > generation:
+            snapshot = self._snapshot(scope)
+            vectors = _Vectors(snapshot[0], snapshot[1], snapshot[0], 0) if snapshot else _Vectors(0, None, 0, 0)
+        if vectors.generation < generation:
+            vectors.index, changed = self._replay(scope, vectors.generation, vectors.index)
+            vectors.generation, vectors.changed = generation, vectors.changed + changed
+        self._indexes[scope] = vectors
+        index = vectors.index
+        if index is not None and (vectors.snapshot == 0 or vectors.changed > max(_SNAPSHOT_MIN,
+                                                                                _SNAPSHOT_SHARE * index.ntotal)):
+            self._save_snapshot(scope, generation, index)
+            vectors.snapshot, vectors.changed = generation, 0
+        return index
+
+    def _replay(self, scope: str, since: int, index: faiss.Index | None) -> tuple[faiss.Index | None, int]:
+        """``index`` brought forward from generation ``since``; also how many rows changed."""
+        gone = [r[0] for r in self._db.execute(
+            "SELECT row FROM tombstones WHERE scope = ? AND generation > ?", (scope, since))]
+        rows = self._db.execute(
+            "SELECT rowid, vector FROM documents WHERE scope = ? AND generation > ? AND vector IS NOT NULL",
+            (scope, since)).fetchall()
+        if index is not None and rows and index.d * 4 != len(rows[-1][1]):
+            index = None  # the embedder's dimension changed: rebuild from every row of the new dimension
         if index is None:
-            index = self._rebuild(scope)
-            if index is not None:
-                self._save_index(scope, generation, index)
-        self._indexes[scope] = (generation, index)
-        return generation, index
+            rebuilt = self._rebuild(scope)
+            return rebuilt, (rebuilt.ntotal if rebuilt is not None else 0) + len(gone)
+        if gone:
+            index.remove_ids(np.array(gone, dtype=np.int64))
+        if rows:
+            index.add_with_ids(np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows]),
+                               np.array([r[0] for r in rows], dtype=np.int64))
+        return index, len(gone) + len(rows)
 
     def _rebuild(self, scope: str) -> faiss.Index | None:
-        """A Faiss index built from the vectors in SQLite (after a crash between commit and save).
+        """An index of every vector of the branch in SQLite.
 
         While a branch is being re-embedded for a new embedder, only vectors of the newest dimension count.
         """
@@ -295,29 +351,16 @@ class LocalStore:
         index.add_with_ids(vectors, np.array([r[0] for r in rows], dtype=np.int64))
         return index
 
-    def _update_index(self, scope: str, index: faiss.Index | None, gone: list[int], ids: list[int],
-                      vectors: list[np.ndarray]) -> faiss.Index | None:
-        if index is not None and vectors and index.d != len(vectors[0]):
-            return self._rebuild(scope)  # the embedder's dimension changed: start over from SQLite
-        if index is not None and gone:
-            index.remove_ids(np.array(gone, dtype=np.int64))
-        if vectors:
-            if index is None:
-                index = faiss.IndexIDMap2(faiss.IndexFlatIP(len(vectors[0])))
-            index.add_with_ids(np.vstack(vectors).astype(np.float32), np.array(ids, dtype=np.int64))
-        return index
-
-    def _save_index(self, scope: str, generation: int, index: faiss.Index | None) -> None:
-        folder = self.directory / "faiss"
-        if index is not None:
-            target = self._index_path(scope, generation)
-            temporary = target.with_suffix(".tmp")
-            faiss.write_index(index, str(temporary))
-            os.replace(temporary, target)
-        for old in folder.glob(f"{scope}.*.faiss"):
-            if old.name != f"{scope}.{generation}.faiss":
+    def _save_snapshot(self, scope: str, generation: int, index: faiss.Index) -> None:
+        """Write the index as the snapshot of ``generation`` and forget older snapshots and tombstones."""
+        target = self.directory / "faiss" / f"{scope}.{generation}.faiss"
+        temporary = target.with_suffix(".tmp")
+        faiss.write_index(index, str(temporary))
+        os.replace(temporary, target)
+        for old in (self.directory / "faiss").glob(f"{scope}.*.faiss"):
+            if old != target:
                 old.unlink(missing_ok=True)
-        self._indexes[scope] = (generation, index)
+        self._db.execute("DELETE FROM tombstones WHERE scope = ? AND generation <= ?", (scope, generation))
 
     # -- caches ------------------------------------------------------------------------------------------
     def cached_summaries(self, keys: Sequence[str]) -> dict[str, str]:
@@ -378,7 +421,7 @@ class LocalStore:
         """Exact inner-product search in the branch's Faiss index, best first."""
         scope = scope_of(repo, branch)
         with self._lock:
-            _, index = self._index(scope)
+            index = self._index(scope)
             if index is None or index.ntotal == 0:
                 return []
             query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
