@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 # Index this repository on the embedded default and ask it a question in Korean.
 demo: $(VENV)/.installed
 	$(BIN)/ragcode index . --repo local/ragcode
-	$(BIN)/ragcode ask "웹훅 요청의 서명을 검증하는 함수" --repo local/ragcode
+	$(BIN)/ragcode ask "GitHub 앱 설치 토큰을 캐시하는 함수" --repo local/ragcode
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check bot tests benchmarks
