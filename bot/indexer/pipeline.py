@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 import git
 import numpy as np
 
-from bot.documents import Document, DocumentRef, Unit
+from bot.documents import Document, Unit
 from bot.indexer.filters import IndexOptions
 from bot.indexer.plan import Plan, Progress, classify, deletions, find_changes, read_units, resolve_commit
 from bot.llm.offline import extractive_summary
@@ -92,7 +92,7 @@ def index_branch(
 ) -> IndexReport:
     """Bring the index of ``repo``/``branch`` from its recorded commit to ``commit``."""
     started = time.monotonic()
-    options = options or IndexOptions(summary_lang=runtime.settings.summary_lang)
+    options = options or IndexOptions.from_settings(runtime.settings)
     store, model, embedder = runtime.store, runtime.text_model, runtime.embedder
     new = git_repo.commit(commit)
     state = store.branch_state(repo, branch)
@@ -190,7 +190,7 @@ def _documents(
         ok = unit.hash not in failed_hashes
         summary = summaries[unit.hash] if ok else extractive_summary(unit, lang)
         documents.append(_document(doc_id, repo, branch, unit, summary, ok, None))
-    previous = _previous_documents(runtime, repo, branch, [ref for _, _, ref in plan.reused])
+    previous = {d.id: d for d in runtime.store.documents(repo, branch, [ref.id for _, _, ref in plan.reused])}
     for doc_id, unit, ref in plan.reused:
         old = previous.get(ref.id)
         if old is None:  # vanished since planning; summarize it next time
@@ -198,15 +198,6 @@ def _documents(
             continue
         documents.append(_document(doc_id, repo, branch, unit, old.summary, old.summary_ok, old.vector))
     return documents
-
-
-def _previous_documents(runtime: Runtime, repo: str, branch: str, refs: list[DocumentRef]) -> dict[str, Document]:
-    found: dict[str, Document] = {}
-    ids = [ref.id for ref in refs]
-    for start in range(0, len(ids), 500):
-        for document in runtime.store.documents(repo, branch, ids[start : start + 500]):
-            found[document.id] = document
-    return found
 
 
 def _document(doc_id: str, repo: str, branch: str, unit: Unit, summary: str, ok: bool,
@@ -224,12 +215,14 @@ def _embed(runtime: Runtime, documents: list[Document], progress: Progress | Non
     keys = {d.id: _text_key(texts[d.id]) for d in todo}
     cached = store.cached_vectors(embedder.name, list(set(keys.values())))
     missing: dict[str, str] = {}
+    waiting: list[Document] = []
     for document in todo:
         key = keys[document.id]
         if key in cached:
             document.vector = cached[key]
         else:
             missing.setdefault(key, texts[document.id])
+            waiting.append(document)
     fresh: dict[str, np.ndarray] = {}
     items = list(missing.items())
     for start in range(0, len(items), _EMBED_BATCH):
@@ -239,9 +232,8 @@ def _embed(runtime: Runtime, documents: list[Document], progress: Progress | Non
         store.cache_vectors(embedder.name, {key: fresh[key] for key, _ in batch})
         if progress:
             progress("embedding", min(start + _EMBED_BATCH, len(items)), len(items))
-    for document in todo:
-        if document.vector is None or document.vector.shape[-1] != embedder.dimension:
-            document.vector = fresh[keys[document.id]]
+    for document in waiting:
+        document.vector = fresh[keys[document.id]]
 
 
 def _write(runtime: Runtime, repo: str, branch: str, documents: list[Document], deletes: list[str],

@@ -8,7 +8,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +69,7 @@ _MAX_QUERY_TERMS = 48
 # push that touches a few functions costs the same on a large repository as on a small one.
 _SNAPSHOT_SHARE = 0.1
 _SNAPSHOT_MIN = 256
+_BATCH = 500  # values per IN (...) list: SQLite caps the parameters of one statement
 
 
 @dataclass
@@ -94,6 +95,13 @@ def _fts_row(document: Document) -> tuple[str, str, str, str]:
     name_terms = " ".join(identifier_terms(document.name.replace(".", " ")))
     path_terms = " ".join(identifier_terms(document.path.replace("/", " ").replace(".", " ")))
     return _terms(document.summary), name_terms, path_terms, " ".join(identifier_terms(document.code))
+
+
+def _batches(values: Sequence[str]) -> Iterator[tuple[list[str], str]]:
+    """``values`` in lists small enough for one statement, each with its ``?,?,…`` placeholders."""
+    for start in range(0, len(values), _BATCH):
+        chunk = list(values[start : start + _BATCH])
+        yield chunk, ",".join("?" * len(chunk))
 
 
 def _blob(vector: np.ndarray | None) -> bytes | None:
@@ -193,10 +201,7 @@ class LocalStore:
                 rows = self._db.execute(sql, (scope,)).fetchall()
             else:
                 rows = []
-                wanted = sorted(set(paths))
-                for start in range(0, len(wanted), 500):
-                    chunk = wanted[start : start + 500]
-                    marks = ",".join("?" * len(chunk))
+                for chunk, marks in _batches(sorted(set(paths))):
                     rows += self._db.execute(f"{sql} AND path IN ({marks})", (scope, *chunk)).fetchall()
         return [DocumentRef(id=r[0], path=r[1], name=r[2], content_hash=r[3], start_line=r[4], end_line=r[5],
                             summary_ok=bool(r[6])) for r in rows]
@@ -215,9 +220,7 @@ class LocalStore:
         scope = scope_of(repo, branch)
         found: dict[str, Document] = {}
         with self._lock:
-            for start in range(0, len(ids), 500):
-                chunk = list(ids[start : start + 500])
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _batches(ids):
                 for row in self._db.execute(
                     "SELECT id, path, name, kind, language, start_line, end_line, code, content_hash, summary, "
                     f"summary_ok, vector FROM documents WHERE id IN ({marks}) AND +scope = ?", (*chunk, scope)
@@ -271,9 +274,7 @@ class LocalStore:
 
     def _rowids(self, scope: str, ids: Sequence[str]) -> list[int]:
         rowids: list[int] = []
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in _batches(ids):
             rowids += [r[0] for r in self._db.execute(
                 f"SELECT rowid FROM documents WHERE id IN ({marks}) AND +scope = ?", (*chunk, scope))]
         return rowids
@@ -367,9 +368,7 @@ class LocalStore:
         """Summaries from the cache by key."""
         found: dict[str, str] = {}
         with self._lock:
-            for start in range(0, len(keys), 500):
-                chunk = list(keys[start : start + 500])
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _batches(keys):
                 found.update(self._db.execute(
                     f"SELECT key, summary FROM summary_cache WHERE key IN ({marks})", chunk).fetchall())
         return found
@@ -384,9 +383,7 @@ class LocalStore:
         """Embeddings from the cache."""
         found: dict[str, np.ndarray] = {}
         with self._lock:
-            for start in range(0, len(keys), 500):
-                chunk = list(keys[start : start + 500])
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _batches(keys):
                 for key, blob in self._db.execute(
                     f"SELECT key, vector FROM vector_cache WHERE embedder = ? AND key IN ({marks})",
                     (embedder, *chunk),
