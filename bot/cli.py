@@ -104,15 +104,12 @@ def command_index(settings: Settings, args: argparse.Namespace) -> int:
         raise UsageError(f"--ref: {args.ref!r} is not a commit of {args.path}") from None
     name, _ = remote_identity(repository)
     repo = args.repo or name or f"local/{Path(repository.working_tree_dir or args.path).resolve().name}"
-    from bot.indexer.filters import IndexOptions
     from bot.indexer.pipeline import index_branch
 
     runtime = Runtime(settings)
     bar = _Bar()
     try:
         report = index_branch(runtime, repository, repo, branch_of(repository, args.ref), commit, full=args.full,
-                              options=IndexOptions(max_file_bytes=settings.max_file_bytes,
-                                                   summary_lang=settings.summary_lang),
                               progress=bar)
     finally:
         bar.close()

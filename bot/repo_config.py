@@ -38,7 +38,7 @@ class RepoConfig:
 
 def defaults(settings: Settings) -> RepoConfig:
     """The configuration of a repository without ``.github/ragcode.yml``."""
-    options = IndexOptions(max_file_bytes=settings.max_file_bytes, summary_lang=settings.summary_lang)
+    options = IndexOptions.from_settings(settings)
     return RepoConfig(options, (), settings.command_permission, settings.rate_limit_per_hour)
 
 

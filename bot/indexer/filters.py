@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
 
+from bot.config import Settings
 from bot.indexer.chunker import language_for
 
 
@@ -18,6 +19,11 @@ class IndexOptions:
     exclude: tuple[str, ...] = ()
     max_file_bytes: int = 512 * 1024
     summary_lang: str = "ko"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IndexOptions:
+        """The options a repository gets when it configures nothing."""
+        return cls(max_file_bytes=settings.max_file_bytes, summary_lang=settings.summary_lang)
 
 
 _VENDORED_DIRS = frozenset(
