@@ -18,6 +18,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check bot tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 bench: $(VENV)/.installed

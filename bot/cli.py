@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import git
 
@@ -79,7 +80,7 @@ class _Bar:
         from tqdm import tqdm
 
         self._tqdm = tqdm
-        self._bars: dict[str, object] = {}
+        self._bars: dict[str, Any] = {}
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         bar = self._bars.get(stage)
@@ -168,7 +169,7 @@ def command_search(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_queries(path: str) -> list[dict]:
+def _read_queries(path: str) -> list[dict[str, Any]]:
     queries = []
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
@@ -209,7 +210,7 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
     """``ragcode status``."""
     runtime = Runtime(settings)
     try:
-        repositories: dict[str, dict] = {}
+        repositories: dict[str, dict[str, Any]] = {}
         for state in runtime.store.branch_states():
             entry = repositories.setdefault(state.repo, {"repo": state.repo, "branches": {}})
             entry["branches"][state.branch] = {"commit": state.commit, "functions": state.functions,
@@ -233,7 +234,7 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _queue_state(settings: Settings) -> tuple[dict[str, int], list[dict]]:
+def _queue_state(settings: Settings) -> tuple[dict[str, int], list[dict[str, Any]]]:
     """Job counts by state, and the parked jobs with their last error."""
     path = settings.home / "queue.sqlite3"
     if not path.exists():
@@ -301,7 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(logging.INFO if args.verbose else logging.WARNING)
     try:
         settings = load_settings()
-        return args.run(settings, args)
+        status: int = args.run(settings, args)
+        return status
     except (ConfigError, UsageError) as error:
         print(f"ragcode: {error}", file=sys.stderr)
         return 2

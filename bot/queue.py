@@ -144,13 +144,14 @@ class JobQueue:
             if last is not None and last[1] == "queued" and last[3] == spec.coalesce:
                 merged = merge_payloads(json.loads(last[2]), payload)
                 db.execute("UPDATE jobs SET payload = ?, updated_at = ? WHERE id = ?", (json.dumps(merged), now, last[0]))
-                return last[0]
+                return int(last[0])
         cursor = db.execute(
             "INSERT INTO jobs (kind, repo, serial, scope, coalesce_key, payload, state, created_at, updated_at,"
             " delivery) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
             (spec.kind, spec.repo, spec.serial, spec.scope, spec.coalesce, json.dumps(payload), now, now, delivery),
         )
-        return int(cursor.lastrowid)
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
 
     def add(self, spec: JobSpec, origin: str = "") -> int:
         """Queue a job that no delivery carries (e.g. a re-index a command asked for)."""

@@ -107,7 +107,7 @@ def _choice(data: dict[str, Any], key: str, choices: tuple[str, ...], default: s
     if value not in choices:
         errors.append(f"`{key}` must be one of {', '.join(choices)}")
         return default
-    return value
+    return str(value)
 
 
 def _count(data: dict[str, Any], key: str, default: int, errors: list[str]) -> int:

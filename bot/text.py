@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 import threading
 from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kiwipiepy import Kiwi
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CAMEL_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z0-9]|\b|_|$)|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
@@ -17,7 +21,7 @@ _STOPWORDS = frozenset(
 )
 
 _kiwi_lock = threading.Lock()
-_kiwi = None
+_kiwi: Kiwi | None = None
 
 
 def split_identifier(identifier: str) -> list[str]:
@@ -42,7 +46,7 @@ def words_of_identifier(identifier: str) -> str:
     return " ".join(split_identifier(identifier))
 
 
-def kiwi():
+def kiwi() -> Kiwi:
     """The process-wide Kiwi analyzer (loading it takes a second, so it is made once)."""
     global _kiwi
     with _kiwi_lock:

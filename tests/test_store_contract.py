@@ -116,6 +116,17 @@ def test_summary_ok_flag_round_trips(store: Store) -> None:
     assert store.refs("acme/app", "main")[0].summary_ok is False
 
 
+def test_pending_lists_only_fallback_summaries_of_the_branch(store: Store) -> None:
+    waiting = dataclasses.replace(make_doc(path="a.py", name="waiting"), summary="waiting", summary_ok=False)
+    done = make_doc(path="b.py", name="done", seed=2)
+    elsewhere = dataclasses.replace(make_doc(branch="dev", path="a.py", name="waiting"), summary_ok=False)
+    store.write("acme/app", "main", [waiting, done], [])
+    store.write("acme/app", "dev", [elsewhere], [])
+    assert [(ref.id, ref.summary_ok) for ref in store.pending("acme/app", "main")] == [(waiting.id, False)]
+    store.write("acme/app", "main", [dataclasses.replace(waiting, summary="요약", summary_ok=True)], [])
+    assert store.pending("acme/app", "main") == []
+
+
 def test_upsert_replaces(store: Store) -> None:
     first = make_doc(summary="첫 번째 요약", seed=1)
     store.write("acme/app", "main", [first], [])

@@ -20,12 +20,12 @@ class Command:
 
 def is_command(body: str | None) -> bool:
     """True when a comment body starts with ``/ragcode``."""
-    return bool(body) and PREFIX.match(body) is not None
+    return body is not None and PREFIX.match(body) is not None
 
 
 def parse_command(body: str | None) -> Command | None:
     """The command in a comment body, or None when it is not one."""
-    if not is_command(body):
+    if body is None or not is_command(body):
         return None
     rest = PREFIX.sub("", body, count=1).strip()
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 from urllib.parse import quote
 
 import faiss
@@ -57,10 +58,14 @@ def retrieve(
     if not fused:
         return []
     candidates = sorted(fused, key=fused.__getitem__, reverse=True)[: settings.candidates]
-    documents = [d for d in store.documents(repo, branch, candidates) if d.vector is not None]
+    documents, vectors = [], []
+    for document in store.documents(repo, branch, candidates):
+        if document.vector is not None:
+            documents.append(document)
+            vectors.append(document.vector)
     if not documents:
         return []
-    similarity = rerank(query_vector, np.vstack([d.vector for d in documents]))
+    similarity = rerank(query_vector, np.vstack(vectors))
     lexical_rank = {doc_id: rank for rank, (doc_id, _) in enumerate(lexical, 1)}
     vector_rank = {doc_id: rank for rank, (doc_id, _) in enumerate(vector, 1)}
     best_fused = max(fused[d.id] for d in documents)
@@ -83,7 +88,7 @@ def permalink(html_url: str, commit: str, path: str, start_line: int, end_line: 
     return f"{html_url.rstrip('/')}/blob/{commit}/{quote(path)}#L{start_line}-L{end_line}"
 
 
-def hit_json(hit: Hit, html_url: str, commit: str) -> dict:
+def hit_json(hit: Hit, html_url: str, commit: str) -> dict[str, Any]:
     """One result as the ``search --json`` contract describes it."""
     d = hit.document
     return {"path": d.path, "name": d.name, "kind": d.kind, "language": d.language, "start_line": d.start_line,

@@ -11,8 +11,15 @@ import numpy as np
 class Embedder(Protocol):
     """Turns documents and queries into L2-normalized float32 vectors."""
 
-    name: str  # stored with the index: a different name or dimension means re-embedding
-    dimension: int
+    @property
+    def name(self) -> str:
+        """Stored with the index: a different name or dimension means re-embedding."""
+        ...
+
+    @property
+    def dimension(self) -> int:
+        """Length of every vector."""
+        ...
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors of shape (len(texts), dimension) for documents."""

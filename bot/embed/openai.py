@@ -71,7 +71,8 @@ class OpenAIEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         """Vector of shape (dimension,) for a search query."""
-        return self.embed_documents([text])[0]
+        vector: np.ndarray = self.embed_documents([text])[0]
+        return vector
 
     def usage(self) -> dict[str, dict[str, float]]:
         """Calls, tokens, errors, throttles and seconds per base URL since creation."""

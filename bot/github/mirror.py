@@ -91,6 +91,6 @@ class Mirrors:
 def branch_head(mirror: git.Repo, branch: str) -> str | None:
     """The commit of ``branch`` in the mirror, or None when it does not exist."""
     try:
-        return mirror.git.rev_parse("--verify", "--quiet", f"refs/heads/{branch}^{{commit}}")
+        return str(mirror.git.rev_parse("--verify", "--quiet", f"refs/heads/{branch}^{{commit}}"))
     except git.GitCommandError:
         return None

@@ -418,6 +418,7 @@ def _find_definitions(tree: Tree, g: _Grammar, lines: list[str]) -> list[_Def]:
     cursor = tree.walk()
     while True:
         node = cursor.node
+        assert node is not None  # a cursor made by tree.walk() always stands on a node
         kind_id = node.kind_id
         role = roles.get(kind_id)
         if role == PREFIX:
@@ -455,10 +456,10 @@ def _find_definitions(tree: Tree, g: _Grammar, lines: list[str]) -> list[_Def]:
                     start_row, column = outer.start_point
                     floor = max(last_end, parent.start_row if parent is not None else -1)
                     while (prefix := prefixes.get(start_row - 1)) is not None:
-                        row, prefix_column, end_column = prefix
+                        row, prefix_column, prefix_end = prefix
                         if row <= floor or prefix_column != column or prefix_column != _indent(lines[row]):
                             break
-                        if not _alone_on_line(lines, start_row - 1, end_column):
+                        if not _alone_on_line(lines, start_row - 1, prefix_end):
                             break
                         start_row = row
                     enclosing = next((s.role for s in reversed(stack) if s.role != NAMESPACE), None)

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import git
 import numpy as np
@@ -50,7 +51,7 @@ class IndexReport:
     embedder: str = ""
     usage: dict[str, dict[str, float]] = field(default_factory=dict)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """The report as a JSON-ready dict."""
         return asdict(self)
 
@@ -69,7 +70,7 @@ def _text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def _usage_delta(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict:
+def _usage_delta(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     delta: dict[str, dict[str, float]] = {}
     for region, figures in after.items():
         old = before.get(region, {})

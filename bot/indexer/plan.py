@@ -61,7 +61,7 @@ def resolve_commit(repository: git.Repo, sha: str | None) -> git.Commit | None:
 def find_changes(repository: git.Repo, old: git.Commit | None, new: git.Commit, full: bool) -> Changes:
     """Changed and removed paths from ``old`` to ``new`` (renames followed); everything when there is no ``old``."""
     if old is None or full:
-        paths = {item.path for item in new.tree.traverse() if item.type == "blob"}
+        paths = {str(blob.path) for blob in new.tree.traverse() if isinstance(blob, git.Blob)}
         return Changes(changed=paths, full=True)
     changes = Changes()
     for diff in old.diff(new, M=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("private-key", re.compile(
@@ -27,6 +28,6 @@ def redact(text: str) -> tuple[str, int]:
     """``text`` with every recognised secret replaced, and how many were replaced."""
     total = 0
     for kind, pattern in _PATTERNS:
-        text, count = pattern.subn(lambda match, kind=kind: _replacement(kind, match), text)
+        text, count = pattern.subn(partial(_replacement, kind), text)
         total += count
     return text, total

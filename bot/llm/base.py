@@ -29,7 +29,10 @@ class Generation:
 class TextModel(Protocol):
     """Summarizes units and writes code from retrieved functions."""
 
-    name: str  # part of the summary cache key: a different model never reuses another's summaries
+    @property
+    def name(self) -> str:
+        """Part of the summary cache key: a different model never reuses another's summaries."""
+        ...
 
     def summarize(
         self, units: Sequence[Unit], lang: str, progress: Callable[[int], None] | None = None

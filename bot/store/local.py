@@ -149,7 +149,7 @@ class LocalStore:
         """Every indexed repository branch."""
         return self._states("", ())
 
-    def _states(self, where: str, args: tuple) -> list[BranchState]:
+    def _states(self, where: str, args: tuple[str, ...]) -> list[BranchState]:
         sql = (
             "SELECT b.repo, b.branch, b.commit_sha, b.indexed_at, b.embedder, b.dimension, "
             "(SELECT COUNT(*) FROM documents d WHERE d.scope = b.scope) "
@@ -213,7 +213,8 @@ class LocalStore:
             rows = self._db.execute(
                 "SELECT id, path, name, content_hash, start_line, end_line FROM documents "
                 "WHERE scope = ? AND summary_ok = 0", (scope,)).fetchall()
-        return [DocumentRef(*r, summary_ok=False) for r in rows]
+        return [DocumentRef(id=r[0], path=r[1], name=r[2], content_hash=r[3], start_line=r[4], end_line=r[5],
+                            summary_ok=False) for r in rows]
 
     def documents(self, repo: str, branch: str, ids: Sequence[str]) -> list[Document]:
         """Full documents of the branch with these ids, in that order."""
@@ -330,7 +331,7 @@ class LocalStore:
             rebuilt = self._rebuild(scope)
             return rebuilt, (rebuilt.ntotal if rebuilt is not None else 0) + len(gone)
         if gone:
-            index.remove_ids(np.array(gone, dtype=np.int64))
+            index.remove_ids(faiss.IDSelectorArray(np.array(gone, dtype=np.int64)))
         if rows:
             index.add_with_ids(np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows]),
                                np.array([r[0] for r in rows], dtype=np.int64))

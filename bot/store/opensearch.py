@@ -175,7 +175,8 @@ class OpenSearchStore:
     def _search(self, index: str, body: dict[str, Any]) -> list[dict[str, Any]]:
         response = self._call("search", self.client.search, index=index, body=body,
                               params={"ignore_unavailable": "true", "allow_no_indices": "true"})
-        return response["hits"]["hits"]
+        hits: list[dict[str, Any]] = response["hits"]["hits"]
+        return hits
 
     # --- state ---------------------------------------------------------------------------------
 
@@ -247,6 +248,13 @@ class OpenSearchStore:
 
     def refs(self, repo: str, branch: str, paths: Iterable[str] | None = None) -> list[DocumentRef]:
         """Stored documents of the branch, limited to ``paths`` when given."""
+        return self._refs(repo, branch, paths)
+
+    def pending(self, repo: str, branch: str) -> list[DocumentRef]:
+        """Documents of the branch whose summary is still a fallback (``summary_ok`` False), to retry."""
+        return self._refs(repo, branch, None, pending=True)
+
+    def _refs(self, repo: str, branch: str, paths: Iterable[str] | None, pending: bool = False) -> list[DocumentRef]:
         pattern = bodies.documents_pattern(self.prefix)
         groups: list[Sequence[str] | None]
         if paths is None:
@@ -258,7 +266,8 @@ class OpenSearchStore:
         for group in groups:
             after: str | None = None
             while True:
-                hits = self._search(pattern, bodies.refs_search_body(repo, branch, group, PAGE, after))
+                hits = self._search(pattern, bodies.refs_search_body(repo, branch, group, PAGE, after,
+                                                                     pending=pending))
                 refs.extend(bodies.ref_from_source(hit["_source"]) for hit in hits)
                 if len(hits) < PAGE:
                     break

@@ -251,13 +251,15 @@ def branch_filter(repo: str, branch: str) -> list[dict[str, Any]]:
 
 
 def branch_query(repo: str, branch: str, *, ids: Sequence[str] | None = None,
-                 paths: Sequence[str] | None = None) -> dict[str, Any]:
-    """A filter-only query for a branch's documents, optionally limited to ids or paths."""
+                 paths: Sequence[str] | None = None, pending: bool = False) -> dict[str, Any]:
+    """A filter-only query for a branch's documents, optionally limited to ids, paths or fallback summaries."""
     clauses = branch_filter(repo, branch)
     if ids is not None:
         clauses.append({"ids": {"values": list(ids)}})
     if paths is not None:
         clauses.append({"terms": {"path": list(paths)}})
+    if pending:
+        clauses.append({"term": {"summary_ok": False}})
     return {"bool": {"filter": clauses}}
 
 
@@ -301,10 +303,10 @@ def ids_search_body(repo: str, branch: str, ids: Sequence[str], source: bool | S
 
 
 def refs_search_body(repo: str, branch: str, paths: Sequence[str] | None, size: int,
-                     after: str | None) -> dict[str, Any]:
+                     after: str | None, *, pending: bool = False) -> dict[str, Any]:
     """One page of a branch's document refs, in id order (``after``: the last id of the previous page)."""
     body: dict[str, Any] = {"size": size, "_source": list(REF_FIELDS), "track_total_hits": False,
-                            "sort": ["id"], "query": branch_query(repo, branch, paths=paths)}
+                            "sort": ["id"], "query": branch_query(repo, branch, paths=paths, pending=pending)}
     if after is not None:
         body["search_after"] = [after]
     return body

@@ -45,6 +45,7 @@ def on_comment(event: Event) -> list[JobSpec]:
     if field(event.data, "comment", "user", "type") == "Bot":
         return []
     command = parse_command(body)
+    assert command is not None  # is_command() held
     repo = field(event.data, "repository", "full_name")
     payload = {
         "installation": field(event.data, "installation", "id", kind=int),
@@ -95,7 +96,7 @@ def _reply(context: Context, job: Job, github_repo: Repository, config: RepoConf
         return help_text(lang)
     if payload["command"] == "reindex":
         spec = index_job(payload["installation"], repo, branch=branch, full=True,
-                         **{key: payload[key] for key in ("clone_url", "html_url", "default_branch")})
+                         details={key: payload[key] for key in ("clone_url", "html_url", "default_branch")})
         context.queue.add(spec, origin=job.delivery)
         return REPLIES[lang]["reindex"].format(branch=branch.replace("`", ""))
     if context.runtime.store.branch_state(repo, branch) is None or context.queue.full_index_pending(repo):

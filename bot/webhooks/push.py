@@ -24,9 +24,11 @@ PROGRESS_EVERY = 5.0  # seconds between check run updates while indexing
 
 
 def index_job(installation: int, repo: str, *, branch: str | None = None, full: bool = False,
-              **details: Any) -> JobSpec:
+              after: str | None = None, details: dict[str, str] | None = None) -> JobSpec:
     """A run that indexes ``branch`` (None: the default branch) of ``repo``; runs of one repository serialize."""
-    payload = {"installation": installation, "repo": repo, "branch": branch, "full": full, **details}
+    payload = {"installation": installation, "repo": repo, "branch": branch, "full": full, **(details or {})}
+    if after is not None:
+        payload["after"] = after
     return JobSpec("index", repo, payload, serial=f"repo:{repo}", scope=f"{repo}:{branch or ''}",
                    coalesce=f"index:{repo}:{branch or ''}")
 
@@ -54,7 +56,7 @@ def on_push(event: Event) -> list[JobSpec]:
         payload = {"installation": installation, "repo": repo, "branch": branch, **details}
         return [JobSpec("drop_branch", repo, payload, serial=f"repo:{repo}", scope=f"{repo}:{branch}")]
     after = field(event.data, "after")
-    return [index_job(installation, repo, branch=branch, after=after, **details)]
+    return [index_job(installation, repo, branch=branch, after=after, details=details)]
 
 
 def resolve_repository(context: Context, payload: dict[str, Any]) -> dict[str, str]:
