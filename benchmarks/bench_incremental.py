@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import git
-from corpus import REPO_NAME, build_repository, ensure_indexed
+from corpus import REPO, build_repository, ensure_indexed
 
 from bot.indexer.chunker import chunk_file
 
@@ -47,13 +47,13 @@ def measure(functions: int) -> dict:
     runtime, repo, _ = ensure_indexed(functions)
     runtime.embedder.embed_query("warm-up")
     runtime.text_model.summarize([], "ko")
-    total = runtime.store.branch_state(REPO_NAME, "main").functions
+    total = runtime.store.branch_state(REPO.id, "main").functions
     seconds, summaries = [], []
     files = shared_files()
     for round_number in range(ROUNDS):
         change_one_function(repo, round_number, files)
         started = time.perf_counter()
-        report = index_branch(runtime, repo, REPO_NAME, "main", repo.head.commit.hexsha)
+        report = index_branch(runtime, repo, REPO, "main", repo.head.commit.hexsha)
         seconds.append(time.perf_counter() - started)
         summaries.append(report.summaries_generated)
     runtime.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from corpus import REPO_NAME, ensure_indexed
+from corpus import REPO, ensure_indexed
 
 from bot.commands.retrieve import retrieve
 
@@ -39,14 +39,14 @@ def percentile(values: list[float], fraction: float) -> float:
 def main() -> None:
     """Print the figures."""
     runtime, _, _ = ensure_indexed(20_000)
-    functions = runtime.store.branch_state(REPO_NAME, "main").functions
+    functions = runtime.store.branch_state(REPO.id, "main").functions
     runtime.warm_up()
-    retrieve(runtime, REPO_NAME, "main", "준비 warm-up query", min_score=0.0)
+    retrieve(runtime, REPO.id, "main", "준비 warm-up query", min_score=0.0)
     latencies = []
     for _ in range(ROUNDS):
         for query in QUERIES:
             started = time.perf_counter()
-            retrieve(runtime, REPO_NAME, "main", query, min_score=0.0)
+            retrieve(runtime, REPO.id, "main", query, min_score=0.0)
             latencies.append((time.perf_counter() - started) * 1000)
     p50, p95 = statistics.median(latencies), percentile(latencies, 0.95)
     print(f"{functions} documents, {len(latencies)} queries ({len(QUERIES)} distinct, Korean and English)")

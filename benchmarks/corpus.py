@@ -14,13 +14,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.config import Settings  # noqa: E402
+from bot.documents import Repository  # noqa: E402
 from bot.indexer.chunker import chunk_file  # noqa: E402
 from bot.indexer.filters import IndexOptions, path_skip_reason  # noqa: E402
 from bot.indexer.pipeline import IndexReport, index_branch  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / ".cache"
-REPO_NAME = "bench/site-packages"
+REPO = Repository.local("bench/site-packages")
 
 
 def build_repository(functions: int) -> Path:
@@ -66,10 +67,10 @@ def ensure_indexed(functions: int) -> tuple[Runtime, git.Repo, IndexReport | Non
     repo = git.Repo(path)
     runtime = runtime_for(functions)
     report = None
-    state = runtime.store.branch_state(REPO_NAME, "main")
+    state = runtime.store.branch_state(REPO.id, "main")
     if state is None or state.commit != repo.head.commit.hexsha:
         started = time.monotonic()
         print(f"indexing the {functions}-function corpus once (cached in {CACHE})…", flush=True)
-        report = index_branch(runtime, repo, REPO_NAME, "main", repo.head.commit.hexsha)
+        report = index_branch(runtime, repo, REPO, "main", repo.head.commit.hexsha)
         print(f"  {report.functions_total} documents in {time.monotonic() - started:.0f}s", flush=True)
     return runtime, repo, report

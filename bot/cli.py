@@ -16,6 +16,7 @@ import git
 
 from bot import logs
 from bot.config import ConfigError, Settings, load_settings
+from bot.documents import Repository
 from bot.runtime import Runtime
 from bot.store.base import StoreError
 
@@ -60,13 +61,26 @@ def branch_of(repository: git.Repo, ref: str) -> str:
     return ref.removeprefix("refs/heads/")
 
 
-def pick_branch(runtime: Runtime, repo: str, branch: str | None) -> str:
+def find_repository(runtime: Runtime, name: str, repo_id: int | None) -> Repository:
+    """The repository ``--repo``/``--repo-id`` name: an indexed one by that id or name, else a new local one."""
+    if repo_id is not None:
+        states = runtime.store.branch_states(repo_id)
+        return Repository(repo_id, name or (states[0].repo if states else f"repository/{repo_id}"),
+                          states[0].installation if states else 0)
+    ids = runtime.store.repository_ids(name)
+    if not ids:
+        return Repository.local(name)
+    states = runtime.store.branch_states(ids[0])
+    return Repository(ids[0], name, states[0].installation if states else 0)
+
+
+def pick_branch(runtime: Runtime, repo: Repository, branch: str | None) -> str:
     """The branch to search: the one asked for, else the repository's default or most recently indexed."""
     if branch:
         return branch
-    states = [state for state in runtime.store.branch_states() if state.repo == repo]
+    states = runtime.store.branch_states(repo.id)
     if not states:
-        raise UsageError(f"{repo}: not indexed (run `ragcode index PATH --repo {repo}` first)")
+        raise UsageError(f"{repo.name}: not indexed (run `ragcode index PATH --repo {repo.name}` first)")
     for preferred in ("main", "master"):
         if any(state.branch == preferred for state in states):
             return preferred
@@ -104,12 +118,13 @@ def command_index(settings: Settings, args: argparse.Namespace) -> int:
     except (git.BadName, ValueError):
         raise UsageError(f"--ref: {args.ref!r} is not a commit of {args.path}") from None
     name, _ = remote_identity(repository)
-    repo = args.repo or name or f"local/{Path(repository.working_tree_dir or args.path).resolve().name}"
+    repo_name = args.repo or name or f"local/{Path(repository.working_tree_dir or args.path).resolve().name}"
     from bot.indexer.pipeline import index_branch
 
     runtime = Runtime(settings)
     bar = _Bar()
     try:
+        repo = find_repository(runtime, repo_name, args.repo_id)
         report = index_branch(runtime, repository, repo, branch_of(repository, args.ref), commit, full=args.full,
                               progress=bar)
     finally:
@@ -140,20 +155,21 @@ def command_search(settings: Settings, args: argparse.Namespace) -> int:
 
     runtime = Runtime(settings)
     try:
-        branch = pick_branch(runtime, args.repo, args.branch)
-        state = runtime.store.branch_state(args.repo, branch)
+        repo = find_repository(runtime, args.repo, args.repo_id)
+        branch = pick_branch(runtime, repo, args.branch)
+        state = runtime.store.branch_state(repo.id, branch)
         if state is None:
-            raise UsageError(f"{args.repo}@{branch}: not indexed")
-        html_url = _html_url(runtime, args.repo)
+            raise UsageError(f"{repo.name}@{branch}: not indexed")
+        html_url = _html_url(runtime, repo.name)
         queries = [{"id": None, "query": args.query}] if args.query else _read_queries(args.queries)
         runtime.embedder.embed_query("warm-up")  # models load once, outside the timed part
         for item in queries:
             started = time.perf_counter()
-            hits = retrieve(runtime, args.repo, branch, item["query"], k=args.k)
+            hits = retrieve(runtime, repo.id, branch, item["query"], k=args.k)
             took_ms = round((time.perf_counter() - started) * 1000, 2)
             results = [hit_json(hit, html_url, state.commit) for hit in hits]
             if args.json:
-                payload = {"query": item["query"], "repo": args.repo, "commit": state.commit, "took_ms": took_ms,
+                payload = {"query": item["query"], "repo": repo.name, "commit": state.commit, "took_ms": took_ms,
                            "results": results}
                 if args.queries:
                     payload = {"id": item["id"], **payload}
@@ -193,9 +209,10 @@ def command_ask(settings: Settings, args: argparse.Namespace) -> int:
 
     runtime = Runtime(settings)
     try:
-        branch = pick_branch(runtime, args.repo, args.branch)
-        html_url = _html_url(runtime, args.repo)
-        reply = answer(runtime, args.repo, branch, args.query, html_url=html_url)
+        repo = find_repository(runtime, args.repo, args.repo_id)
+        branch = pick_branch(runtime, repo, args.branch)
+        html_url = _html_url(runtime, repo.name)
+        reply = answer(runtime, repo, branch, args.query, html_url=html_url)
     finally:
         runtime.close()
     if args.json:
@@ -210,9 +227,10 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
     """``ragcode status``."""
     runtime = Runtime(settings)
     try:
-        repositories: dict[str, dict[str, Any]] = {}
-        for state in runtime.store.branch_states():
-            entry = repositories.setdefault(state.repo, {"repo": state.repo, "branches": {}})
+        repositories: dict[int, dict[str, Any]] = {}
+        for state in runtime.store.all_branch_states():
+            entry = repositories.setdefault(state.repo_id, {"repo": state.repo, "repo_id": state.repo_id,
+                                                            "installation": state.installation, "branches": {}})
             entry["branches"][state.branch] = {"commit": state.commit, "functions": state.functions,
                                                "indexed_at": state.indexed_at}
     finally:
@@ -264,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     index = commands.add_parser("index", help="index a git repository (incrementally)")
     index.add_argument("path")
     index.add_argument("--repo", help="OWNER/NAME (default: from the origin remote, else local/<folder>)")
+    index.add_argument("--repo-id", type=int, help="the repository's numeric GitHub id (default: the indexed "
+                       "repository of that name, else a local id)")
     index.add_argument("--ref", default="HEAD")
     index.add_argument("--full", action="store_true", help="re-plan every file (cached summaries still apply)")
     index.add_argument("--json", action="store_true")
@@ -273,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query", nargs="?")
     search.add_argument("--queries", help="file of JSON lines {id, query}")
     search.add_argument("--repo", required=True)
+    search.add_argument("--repo-id", type=int, help="the repository's numeric id, when two share a name")
     search.add_argument("--branch")
     search.add_argument("-k", type=int, default=10)
     search.add_argument("--json", action="store_true")
@@ -281,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="retrieve and generate an answer")
     ask.add_argument("query")
     ask.add_argument("--repo", required=True)
+    ask.add_argument("--repo-id", type=int, help="the repository's numeric id, when two share a name")
     ask.add_argument("--branch")
     ask.add_argument("--json", action="store_true")
     ask.set_defaults(run=command_ask)

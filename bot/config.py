@@ -34,6 +34,7 @@ class Settings:
     opensearch_shards: int = 1
     opensearch_timeout: float = 30.0
     opensearch_max_retries: int = 3
+    opensearch_page_size: int = 1000  # hits per page when the store reads many rows (states, refs, ids)
     llm: str = "offline"
     embedder: str = "local"
     bedrock_regions: tuple[str, ...] = DEFAULT_REGIONS
@@ -68,6 +69,10 @@ class Settings:
     job_max_attempts: int = 5
     job_backoff_seconds: float = 10.0
     webhook_max_bytes: int = 25 * 1024 * 1024
+    index_cache_mb: int = 1024  # most vectors (MB) the embedded store keeps loaded in memory across branches
+    fetch_timeout: float = 600.0  # seconds a git fetch of a repository may take
+    max_repo_mb: int = 4096  # larger repositories are not fetched or indexed
+    max_summaries_per_run: int = 20_000  # model summaries one run may ask for; the rest follow in later runs
     pause_workers: bool = False
     extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     bedrock_cooldown: float = 5.0  # seconds a failing region rests before one probe call (doubles while it fails)
@@ -164,7 +169,8 @@ def _validate(settings: Settings) -> None:
         if value not in choices:
             raise ConfigError(f"{variable_name(attr)}: {value!r} is not one of {', '.join(choices)}")
     for attr in ("bedrock_concurrency", "bedrock_max_attempts", "max_file_bytes", "max_unit_lines", "top_k",
-                 "candidates", "workers", "bedrock_embed_dimension"):
+                 "candidates", "workers", "bedrock_embed_dimension", "index_cache_mb", "max_repo_mb",
+                 "max_summaries_per_run"):
         if getattr(settings, attr) < 1:
             raise ConfigError(f"{variable_name(attr)}: must be at least 1")
     if settings.bedrock_embed_dimension not in (256, 512, 1024):

@@ -8,15 +8,36 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-def content_hash(code: str) -> str:
-    """Hash of a unit's code; equal code means an equal summary and embedding."""
-    return hashlib.sha256(code.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+def content_hash(code: str, *seen: str) -> str:
+    """Hash of a unit's code and of everything else its summary sees (``seen``: name, kind, context…)."""
+    text = "\0".join((code, *seen))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def document_id(repo: str, branch: str, path: str, name: str, ordinal: int = 0) -> str:
-    """Stable id of a function's document: repository, branch, path and qualified name."""
-    key = f"{repo}\0{branch}\0{path}\0{name}\0{ordinal}"
+def local_repository_id(name: str) -> int:
+    """The id of a repository indexed from the command line: negative, so it never equals a GitHub id."""
+    return -1 - int.from_bytes(hashlib.sha256(name.encode("utf-8", "surrogatepass")).digest()[:6], "big")
+
+
+def document_id(repo_id: int, branch: str, path: str, name: str, ordinal: int = 0) -> str:
+    """Stable id of a function's document: repository id, branch, path and qualified name."""
+    key = f"{repo_id}\0{branch}\0{path}\0{name}\0{ordinal}"
     return hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Repository:
+    """Who a repository is: GitHub's numeric id (tenants are told apart by it, never by name), its name for
+    display and links, and the installation that gave access (0 for repositories indexed from the command line)."""
+
+    id: int
+    name: str
+    installation: int = 0
+
+    @classmethod
+    def local(cls, name: str) -> Repository:
+        """A repository indexed from the command line under ``name``."""
+        return cls(local_repository_id(name), name, 0)
 
 
 @dataclass(frozen=True)
@@ -35,8 +56,12 @@ class Unit:
 
     @property
     def hash(self) -> str:
-        """Content hash of the code."""
-        return content_hash(self.code)
+        """Hash of everything the summary of this unit is made from: code, language, kind, name and context.
+
+        The path is not part of it (summaries never name it), so a moved function keeps its summary, while the
+        same code under another name or class gets its own.
+        """
+        return content_hash(self.code, self.language, self.kind, self.name, self.context)
 
 
 @dataclass
@@ -44,7 +69,7 @@ class Document:
     """A unit as stored in the index, with its summary and embedding."""
 
     id: str
-    repo: str
+    repo_id: int
     branch: str
     path: str
     name: str
@@ -76,7 +101,9 @@ class DocumentRef:
 class BranchState:
     """The indexed commit of one repository branch."""
 
-    repo: str
+    repo_id: int
+    repo: str  # the repository's name when it was last indexed or renamed
+    installation: int
     branch: str
     commit: str
     functions: int

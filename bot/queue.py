@@ -1,4 +1,10 @@
-"""A durable job queue in SQLite (WAL): deduplicated deliveries, serialized and coalesced jobs, retries."""
+"""A durable job queue in SQLite (WAL): deduplicated deliveries, serialized and coalesced jobs, retries.
+
+Order: jobs with one ``serial`` key (one repository) run one at a time in the order they were queued, also
+across retries: a job waiting in backoff holds back the later jobs of its repository. An attempt counts when
+a job is claimed, so a job that kills the process is parked after ``max_attempts`` restarts instead of
+crash-looping the service.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +22,15 @@ CREATE TABLE IF NOT EXISTS deliveries (
     id TEXT PRIMARY KEY,
     event TEXT NOT NULL,
     received_at REAL NOT NULL,
-    jobs TEXT NOT NULL
+    jobs TEXT NOT NULL,
+    body_hash TEXT
 );
+CREATE UNIQUE INDEX IF NOT EXISTS deliveries_body ON deliveries (body_hash);
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL,
     repo TEXT NOT NULL,
+    repo_id INTEGER NOT NULL DEFAULT 0,
     serial TEXT,
     scope TEXT,
     coalesce_key TEXT,
@@ -36,15 +45,17 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, not_before);
 CREATE INDEX IF NOT EXISTS jobs_scope ON jobs (scope, state);
+CREATE INDEX IF NOT EXISTS jobs_serial ON jobs (serial, state);
 CREATE TABLE IF NOT EXISTS commands (
-    repo TEXT NOT NULL,
+    repo_id INTEGER NOT NULL,
     user TEXT NOT NULL,
     at REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS commands_at ON commands (repo, at);
+CREATE INDEX IF NOT EXISTS commands_at ON commands (repo_id, at);
 """
 
 STATES = ("queued", "running", "parked", "done")
+SCHEMA_VERSION = 2  # 2: jobs and rate limits by repository id, deliveries by body hash
 
 
 @dataclass(frozen=True)
@@ -56,8 +67,9 @@ class JobSpec:
     """
 
     kind: str
-    repo: str
+    repo: str  # the repository's name, for people reading logs and status
     payload: dict[str, Any]
+    repo_id: int = 0
     serial: str | None = None
     scope: str | None = None
     coalesce: str | None = None
@@ -65,7 +77,7 @@ class JobSpec:
 
 @dataclass
 class Job:
-    """A claimed job."""
+    """A claimed job; ``attempts`` counts this one."""
 
     id: int
     kind: str
@@ -74,6 +86,7 @@ class Job:
     attempts: int
     delivery: str
     deliveries: list[str] = field(default_factory=list)
+    repo_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -85,10 +98,18 @@ class Enqueued:
 
 
 def merge_payloads(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """Coalesce two queued runs of one branch: the newer payload wins, a full run stays full."""
+    """Coalesce two queued runs of one branch: the newer payload wins, a full run stays full.
+
+    The merged run starts fresh: the check run an earlier attempt opened is handed over as superseded, to be
+    completed by the run that covers it.
+    """
     merged = {**old, **new}
     merged["full"] = bool(old.get("full")) or bool(new.get("full"))
     merged["deliveries"] = list(dict.fromkeys([*old.get("deliveries", []), *new.get("deliveries", [])]))
+    superseded = [*old.get("superseded_checks", []), *([old["check_run"]] if old.get("check_run") else [])]
+    merged.pop("check_run", None)
+    if superseded:
+        merged["superseded_checks"] = superseded
     return merged
 
 
@@ -103,7 +124,18 @@ class JobQueue:
         self._local = threading.local()
         # Writers queue on this lock rather than in SQLite's busy handler, whose sleeps grow to 100 ms.
         self._write_lock = threading.Lock()
-        self._db().executescript(SCHEMA)
+        self._migrate(self._db())
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        """Create the schema; a queue of an older format is set aside (its jobs are re-sent by GitHub or
+        ``ragcode reconcile``)."""
+        if db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return
+        for table in ("deliveries", "jobs", "commands"):
+            db.execute(f"DROP TABLE IF EXISTS {table}")
+        db.executescript(SCHEMA)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -118,17 +150,21 @@ class JobQueue:
     def _tx(self) -> _Transaction:
         return _Transaction(self._db(), self._write_lock)
 
-    def enqueue(self, delivery: str, event: str, specs: Sequence[JobSpec]) -> Enqueued:
-        """Record a delivery and queue its jobs once; a redelivery returns the first one's jobs."""
+    def enqueue(self, delivery: str, event: str, specs: Sequence[JobSpec], body_hash: str | None = None) -> Enqueued:
+        """Record a delivery and queue its jobs once; a redelivery returns the first one's jobs.
+
+        ``body_hash`` (of the signed body) catches a captured delivery replayed under fresh delivery ids.
+        """
         now = time.time()
         with self._tx() as db:
-            row = db.execute("SELECT jobs FROM deliveries WHERE id = ?", (delivery,)).fetchone()
+            row = db.execute("SELECT jobs FROM deliveries WHERE id = ? OR body_hash = ?",
+                             (delivery, body_hash)).fetchone()
             if row is not None:
                 return Enqueued(json.loads(row[0]), new=False)
             ids = [self._add(db, delivery, spec, now) for spec in specs]
             db.execute(
-                "INSERT INTO deliveries (id, event, received_at, jobs) VALUES (?, ?, ?, ?)",
-                (delivery, event, now, json.dumps(ids)),
+                "INSERT INTO deliveries (id, event, received_at, jobs, body_hash) VALUES (?, ?, ?, ?, ?)",
+                (delivery, event, now, json.dumps(ids), body_hash),
             )
             return Enqueued(ids, new=True)
 
@@ -143,12 +179,14 @@ class JobQueue:
             ).fetchone()
             if last is not None and last[1] == "queued" and last[3] == spec.coalesce:
                 merged = merge_payloads(json.loads(last[2]), payload)
-                db.execute("UPDATE jobs SET payload = ?, updated_at = ? WHERE id = ?", (json.dumps(merged), now, last[0]))
+                db.execute("UPDATE jobs SET payload = ?, attempts = 0, not_before = 0, error = '', updated_at = ?"
+                           " WHERE id = ?", (json.dumps(merged), now, last[0]))
                 return int(last[0])
         cursor = db.execute(
-            "INSERT INTO jobs (kind, repo, serial, scope, coalesce_key, payload, state, created_at, updated_at,"
-            " delivery) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
-            (spec.kind, spec.repo, spec.serial, spec.scope, spec.coalesce, json.dumps(payload), now, now, delivery),
+            "INSERT INTO jobs (kind, repo, repo_id, serial, scope, coalesce_key, payload, state, created_at,"
+            " updated_at, delivery) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+            (spec.kind, spec.repo, spec.repo_id, spec.serial, spec.scope, spec.coalesce, json.dumps(payload), now,
+             now, delivery),
         )
         assert cursor.lastrowid is not None
         return cursor.lastrowid
@@ -159,22 +197,24 @@ class JobQueue:
             return self._add(db, origin, spec, time.time())
 
     def claim(self) -> Job | None:
-        """Take the oldest runnable job whose serial key is not running, and mark it running."""
+        """Take the oldest runnable job that is first in line for its serial key, mark it running and count
+        the attempt."""
         now = time.time()
         with self._tx() as db:
             row = db.execute(
-                "SELECT id, kind, repo, payload, attempts, delivery FROM jobs j"
+                "SELECT id, kind, repo, payload, attempts, delivery, repo_id FROM jobs j"
                 " WHERE state = 'queued' AND not_before <= ?"
-                " AND (serial IS NULL OR NOT EXISTS"
-                "      (SELECT 1 FROM jobs r WHERE r.state = 'running' AND r.serial = j.serial))"
+                " AND (serial IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r WHERE r.serial = j.serial"
+                "      AND (r.state = 'running' OR (r.state = 'queued' AND r.id < j.id))))"
                 " ORDER BY id LIMIT 1",
                 (now,),
             ).fetchone()
             if row is None:
                 return None
-            db.execute("UPDATE jobs SET state = 'running', updated_at = ? WHERE id = ?", (now, row[0]))
+            db.execute("UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = ? WHERE id = ?",
+                       (now, row[0]))
         payload = json.loads(row[3])
-        return Job(row[0], row[1], row[2], payload, row[4], row[5], payload.get("deliveries", []))
+        return Job(row[0], row[1], row[2], payload, row[4] + 1, row[5], payload.get("deliveries", []), row[6])
 
     def update_payload(self, job_id: int, changes: dict[str, Any]) -> None:
         """Remember progress of a running job (e.g. its check run) for a retry."""
@@ -193,18 +233,24 @@ class JobQueue:
         """Retry a failed job later (exponential backoff), or park it after too many attempts; the new state."""
         now = time.time()
         with self._tx() as db:
-            attempts = db.execute("SELECT attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()[0] + 1
+            attempts = db.execute("SELECT attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
             state = "parked" if attempts >= self.max_attempts else "queued"
-            delay = self.backoff * 2 ** (attempts - 1)
+            delay = self.backoff * 2 ** (max(attempts, 1) - 1)
             db.execute(
-                "UPDATE jobs SET state = ?, attempts = ?, not_before = ?, error = ?, updated_at = ? WHERE id = ?",
-                (state, attempts, now + delay, error[:2000], now, job_id),
+                "UPDATE jobs SET state = ?, not_before = ?, error = ?, updated_at = ? WHERE id = ?",
+                (state, now + delay, error[:2000], now, job_id),
             )
         return state
 
     def recover(self) -> int:
-        """Put jobs left running by a killed process back in the queue; how many."""
+        """Put jobs left running by a killed process back in the queue, parking those that have crashed it
+        ``max_attempts`` times; how many were put back."""
+        now = time.time()
         with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET state = 'parked', error = ?, updated_at = ? WHERE state = 'running' AND attempts >= ?",
+                (f"the process stopped during each of {self.max_attempts} attempts (crash or kill)", now,
+                 self.max_attempts))
             return db.execute("UPDATE jobs SET state = 'queued' WHERE state = 'running'").rowcount
 
     def requeue_parked(self) -> int:
@@ -222,30 +268,31 @@ class JobQueue:
     def parked(self) -> list[dict[str, Any]]:
         """Parked jobs with their last error, for ``ragcode status``."""
         rows = self._db().execute(
-            "SELECT id, kind, repo, attempts, error, updated_at FROM jobs WHERE state = 'parked' ORDER BY id"
+            "SELECT id, kind, repo, repo_id, attempts, error, updated_at FROM jobs WHERE state = 'parked' ORDER BY id"
         ).fetchall()
-        keys = ("id", "kind", "repo", "attempts", "error", "updated_at")
+        keys = ("id", "kind", "repo", "repo_id", "attempts", "error", "updated_at")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
-    def full_index_pending(self, repo: str) -> bool:
-        """True while a full index of ``repo`` is queued or running."""
+    def full_index_pending(self, repo_id: int) -> bool:
+        """True while a full index of the repository is queued or running."""
         rows = self._db().execute(
-            "SELECT payload FROM jobs WHERE repo = ? AND kind = 'index' AND state IN ('queued', 'running')", (repo,)
+            "SELECT payload FROM jobs WHERE repo_id = ? AND kind = 'index' AND state IN ('queued', 'running')",
+            (repo_id,),
         ).fetchall()
         return any(json.loads(row[0]).get("full") for row in rows)
 
-    def record_command(self, repo: str, user: str, *, per_user: int, per_repo: int, window: float = 3600) -> bool:
+    def record_command(self, repo_id: int, user: str, *, per_user: int, per_repo: int, window: float = 3600) -> bool:
         """Count a command against the hourly limits of its user and repository; False when over either."""
         now = time.time()
         with self._tx() as db:
             db.execute("DELETE FROM commands WHERE at < ?", (now - window,))
             by_user, by_repo = db.execute(
-                "SELECT SUM(user = ?), COUNT(*) FROM commands WHERE repo = ? AND at >= ?",
-                (user, repo, now - window),
+                "SELECT SUM(user = ?), COUNT(*) FROM commands WHERE repo_id = ? AND at >= ?",
+                (user, repo_id, now - window),
             ).fetchone()
             if (by_user or 0) >= per_user or (by_repo or 0) >= per_repo:
                 return False
-            db.execute("INSERT INTO commands (repo, user, at) VALUES (?, ?, ?)", (repo, user, now))
+            db.execute("INSERT INTO commands (repo_id, user, at) VALUES (?, ?, ?)", (repo_id, user, now))
             return True
 
     def prune(self, older_than: float = 7 * 86400) -> None:

@@ -70,6 +70,7 @@ class Repo:
     id: int = 0
     permissions: dict[str, str] = field(default_factory=dict)  # login -> role
     pull_files: dict[int, list[str]] = field(default_factory=dict)
+    installations: set[int] = field(default_factory=set)  # installations that can read it (empty: any)
 
     @property
     def html_url(self) -> str:
@@ -92,6 +93,7 @@ class GitHubStandIn:
         self.check_run_history: dict[int, list[dict[str, Any]]] = {}
         self.comments: list[dict[str, Any]] = []
         self.reactions: list[dict[str, Any]] = []
+        self.deleted_installations: set[int] = set()
         self.lock = threading.Lock()
         self._ids = itertools.count(1000)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -119,6 +121,16 @@ class GitHubStandIn:
         repo = Repo(full_name, clone_url, default_branch, next(self._ids), dict(permissions))
         self.repos[full_name] = repo
         return repo
+
+    def delete_repo(self, full_name: str) -> None:
+        """The repository is deleted: its name answers 404 (until someone creates it again)."""
+        with self.lock:
+            self.repos.pop(full_name)
+
+    def revoke(self, repo: Repo, installation: int) -> None:
+        """The installation loses access to the repository."""
+        with self.lock:
+            repo.installations = {i for i in (repo.installations or {installation}) if i != installation} or {-1}
 
     def recorded(self, method: str, pattern: str) -> list[Recorded]:
         """Recorded requests whose method matches and whose path matches the regex ``pattern``."""
@@ -191,6 +203,8 @@ class GitHubStandIn:
                          "node_id": "A_1", "description": "", "external_url": "", "html_url": "",
                          "created_at": _now(), "updated_at": _now(), "permissions": {}, "events": []}
         match = re.fullmatch(r"/app/installations/(\d+)/access_tokens", path)
+        if method == "POST" and match and int(match[1]) in self.deleted_installations:
+            return self._error(404, f"installation {match[1]} does not exist")
         if method == "POST" and match:
             token = "ghs_" + secrets.token_hex(18)
             expires = time.time() + self.token_ttl
@@ -198,6 +212,12 @@ class GitHubStandIn:
                 self.tokens[token] = (int(match[1]), expires)
             return 201, {"token": token, "expires_at": _iso(expires), "permissions": {"contents": "read"},
                          "repository_selection": "all"}
+        if method == "GET" and path == "/installation/repositories":
+            installation = int(auth.split(":")[1])
+            with self.lock:
+                visible = [r for r in self.repos.values() if not r.installations or installation in r.installations]
+            return 200, {"total_count": len(visible), "repository_selection": "selected",
+                         "repositories": [_repository(r, self.url) for r in visible]}
         match = re.fullmatch(r"/repos/([^/]+/[^/]+)(/.*)?", path)
         if not match or match[1] not in self.repos:
             return self._error(404, f"{method} {path}: unknown repository")
@@ -206,10 +226,7 @@ class GitHubStandIn:
     def _repo_route(self, method: str, repo: Repo, rest: str, body: Any) -> tuple[int, Any]:
         base = f"{self.url}/repos/{repo.full_name}"
         if method == "GET" and rest == "":
-            owner, name = repo.full_name.split("/")
-            return 200, {"id": repo.id, "node_id": f"R_{repo.id}", "name": name, "full_name": repo.full_name,
-                         "private": True, "owner": _user(owner, "Organization"), "html_url": repo.html_url,
-                         "url": base, "clone_url": repo.clone_url, "default_branch": repo.default_branch}
+            return 200, _repository(repo, self.url)
         if method == "POST" and rest == "/check-runs":
             run_id = next(self._ids)
             run = {"id": run_id, "repo": repo.full_name, "url": f"{base}/check-runs/{run_id}", "node_id": "CR",
@@ -279,6 +296,14 @@ def _handler(standin: GitHubStandIn) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def _repository(repo: Repo, api_url: str) -> dict[str, Any]:
+    owner, name = repo.full_name.split("/")
+    return {"id": repo.id, "node_id": f"R_{repo.id}", "name": name, "full_name": repo.full_name,
+            "private": True, "owner": _user(owner, "Organization"), "html_url": repo.html_url,
+            "url": f"{api_url}/repos/{repo.full_name}", "clone_url": repo.clone_url,
+            "default_branch": repo.default_branch}
+
+
 def _user(login: str, kind: str = "User") -> dict[str, Any]:
     return {"login": login, "id": abs(hash(login)) % 10**8, "node_id": "U", "type": kind, "site_admin": False,
             "url": f"https://api.github.example/users/{login}", "html_url": f"https://github.example/{login}"}
@@ -343,4 +368,15 @@ def installation_payload(repos: list[Repo], installation: int) -> dict:
     payload["installation"]["id"] = installation
     payload["repositories"] = [{"id": r.id, "node_id": "R", "name": r.full_name.split("/")[1],
                                 "full_name": r.full_name, "private": True} for r in repos]
+    return payload
+
+
+def repository_payload(repo: Repo, installation: int, action: str, **changes: Any) -> dict:
+    """A ``repository`` event (renamed, deleted, transferred) built from the repository object of a real example;
+    the octokit examples have none of this event, so tests check it against ``repository$<action>`` in the schema."""
+    base = with_repository(example("issue_comment/created.with-installation"), repo, installation)
+    payload: dict[str, Any] = {"action": action, "repository": base["repository"], "sender": base["sender"],
+                               "installation": base["installation"]}
+    if changes:
+        payload["changes"] = changes
     return payload

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from bot.config import ConfigError, Settings
-from bot.documents import Document, Hit, Unit
+from bot.documents import Document, Hit, Repository, Unit
 from bot.embed.bedrock import BedrockEmbedder
 from bot.llm.bedrock import BedrockTextModel
 from tests.bedrock_standin import INVALID_MODEL, BedrockStandin, RegionConfig, standin_summary, standin_vector
@@ -88,11 +88,12 @@ def test_one_call_per_distinct_function_and_progress_counts_units(bedrock: Start
     standin = bedrock(regions)
     model = BedrockTextModel(settings(regions))
     work = units(30)
-    same_code = [Unit("other/copy.py", "python", "function", f"copy_{i}", 5, 6, work[i].code) for i in range(5)]
-    everything = work + same_code + work[:3]
+    # the same function at another path is the same summary (summaries never name the path)
+    moved = [Unit("other/copy.py", "python", "function", work[i].name, 5, 6, work[i].code) for i in range(5)]
+    everything = work + moved + work[:3]
     done: list[int] = []
     result = model.summarize(everything, "en", progress=done.append)
-    assert standin.total("requests") == 30  # 38 units, 30 distinct pieces of code
+    assert standin.total("requests") == 30  # 38 units, 30 distinct functions
     assert sum(done) == len(everything)
     assert len(result.summaries) == 30 and lost(result.summaries, work, korean=False) == []
     assert sorted(standin.summarized()) == sorted(u.name for u in work)
@@ -183,19 +184,19 @@ def test_generate_answers_from_this_repository_only(bedrock: StartStandin) -> No
     standin = bedrock(regions)
     model = BedrockTextModel(settings(regions))
 
-    def hit(repo: str, name: str) -> Hit:
-        doc = Document(id=name, repo=repo, branch="main", path="app/x.py", name=name, kind="function",
+    def hit(repo: int, name: str) -> Hit:
+        doc = Document(id=name, repo_id=repo, branch="main", path="app/x.py", name=name, kind="function",
                        language="python", start_line=1, end_line=2, code=f"def {name}():\n    pass\n",
                        content_hash=name, summary=f"{name} does things")
         return Hit(doc, 0.9)
 
-    hits = [hit("acme/app", "load_config"), hit("other/repo", "steal"), hit("acme/app", "save_config")]
-    answer = model.generate("설정을 다시 읽는 함수를 만들어 주세요", hits, "ko", "acme/app")
+    hits = [hit(101, "load_config"), hit(202, "steal"), hit(101, "save_config")]
+    answer = model.generate("설정을 다시 읽는 함수를 만들어 주세요", hits, "ko", Repository(101, "acme/app", 1))
     assert answer.llm == model.name and answer.generated
     assert answer.markdown.startswith("참고한 함수: load_config, save_config")
     assert "steal" not in answer.markdown
     assert "```python\ndef generated():" in answer.markdown
-    english = model.generate("write a reload function", hits[:1], "en", "acme/app")
+    english = model.generate("write a reload function", hits[:1], "en", Repository(101, "acme/app", 1))
     assert english.markdown.startswith("Functions used: load_config")
     usage = model.usage()
     assert sum(u["input_tokens"] for u in usage.values()) == standin.total("input_tokens")

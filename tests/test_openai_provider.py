@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from bot.config import Settings
-from bot.documents import Document, Hit, Unit
+from bot.documents import Document, Hit, Repository, Unit
 from bot.embed.openai import OpenAIEmbedder
 from bot.llm.openai import OpenAITextModel, endpoint
 from tests.bedrock_standin import standin_summary, standin_vector
@@ -192,10 +192,10 @@ def test_wrong_key_is_reported_per_unit(servers: list[OpenAIStandin]) -> None:
 
 def test_generate_through_openai(servers: list[OpenAIStandin]) -> None:
     model = OpenAITextModel(settings([servers[0].url]))
-    doc = Document(id="1", repo="acme/app", branch="main", path="a.py", name="load", kind="function",
+    doc = Document(id="1", repo_id=101, branch="main", path="a.py", name="load", kind="function",
                    language="python", start_line=1, end_line=2, code="def load():\n    pass\n",
                    content_hash="x", summary="loads")
-    answer = model.generate("write a loader", [Hit(doc, 0.9)], "en", "acme/app")
+    answer = model.generate("write a loader", [Hit(doc, 0.9)], "en", Repository(101, "acme/app", 1))
     assert answer.llm == "openai:qwen2.5-coder:7b"
     assert answer.markdown.startswith("Here you go:") and "def generated()" in answer.markdown
 

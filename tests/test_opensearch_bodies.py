@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not spec.available(), reason=f"no OpenSearch API
 def _doc(vector: bool = True) -> Document:
     code = "def validateUserToken(token):\n    return token.ok\n"
     return Document(
-        id=document_id("acme/app", "main", "auth.py", "validateUserToken"), repo="acme/app", branch="main",
+        id=document_id(101, "main", "auth.py", "validateUserToken"), repo_id=101, branch="main",
         path="auth.py", name="validateUserToken", kind="function", language="python", start_line=1, end_line=2,
         code=code, content_hash=content_hash(code), summary="사용자의 토큰을 검증한다",
         vector=np.full(8, 8 ** -0.5, dtype=np.float32) if vector else None,
@@ -58,7 +58,8 @@ def test_documents_index_body(dimension: int, shards: int | None) -> None:
     properties = body["mappings"]["properties"]
     assert properties["summary"]["analyzer"] == "ragcode_korean"
     assert properties["name"]["analyzer"] == properties["code"]["analyzer"] == "ragcode_identifier"
-    assert {properties[f]["type"] for f in ("repo", "branch", "path")} == {"keyword"}
+    assert {properties[f]["type"] for f in ("branch", "path")} == {"keyword"}
+    assert properties["repo_id"]["type"] == "long"
     assert properties["vector"]["dimension"] == dimension
     assert properties["vector"]["method"]["space_type"] == "cosinesimil"
     assert body["settings"]["index"]["knn"] is True
@@ -80,7 +81,7 @@ def test_validator_rejects_broken_bodies() -> None:
     broken = copy.deepcopy(body)
     broken["mappings"]["properties"]["vector"]["dimension"] = "big"
     assert spec.errors(validator, broken)
-    broken = bodies.lexical_search_body("acme/app", "main", "x", 5)
+    broken = bodies.lexical_search_body(101, "main", "x", 5)
     broken["query"]["bool"]["must"] = "oops"
     assert spec.errors(spec.request_body_validator(*SEARCH), broken)
     assert spec.errors(spec.schema_validator("_core.bulk", "OperationContainer"), {"delete": {"_id": 5}})
@@ -100,12 +101,12 @@ def test_bulk_lines() -> None:
 
 def test_cache_and_state_writes() -> None:
     vector = np.arange(4, dtype=np.float32)
-    lines = bodies.bulk_index_lines("ragcode-summaries", [(bodies.cache_id("k"), bodies.summary_source("k", "요약"))])
+    lines = bodies.bulk_index_lines("ragcode-summaries", [(bodies.cache_id("k"), bodies.summary_source(101, "k", "요약"))])
     lines += bodies.bulk_index_lines("ragcode-vectors", [(bodies.cache_id("e", "k"),
-                                                          bodies.vector_source("e", "k", vector))])
+                                                          bodies.vector_source(101, "e", "k", vector))])
     assert_valid_bulk(lines)
     np.testing.assert_array_equal(bodies.vector_from_source(lines[3]), vector)
-    state = BranchState("acme/app", "main", "c0ffee", 3, 1.5, "embedder", 8)
+    state = BranchState(101, "acme/app", 7, "main", "c0ffee", 3, 1.5, "embedder", 8)
     assert_valid(spec.request_body_validator("_core", "index"), bodies.state_source(state))
     assert bodies.state_from_source(bodies.state_source(state)) == state
     assert len(bodies.cache_id("x" * 5000)) == 64  # ids stay under the 512-byte limit
@@ -114,28 +115,28 @@ def test_cache_and_state_writes() -> None:
 
 def test_search_bodies() -> None:
     validator = spec.request_body_validator(*SEARCH)
-    lexical = bodies.lexical_search_body("acme/app", "main", "비밀번호 검증", 50)
+    lexical = bodies.lexical_search_body(101, "main", "비밀번호 검증", 50)
     assert_valid(validator, lexical)
-    assert lexical["query"]["bool"]["filter"] == [{"term": {"repo": "acme/app"}}, {"term": {"branch": "main"}}]
+    assert lexical["query"]["bool"]["filter"] == [{"term": {"repo_id": 101}}, {"term": {"branch": "main"}}]
     assert lexical["query"]["bool"]["must"][0]["multi_match"]["fields"] == list(bodies.LEXICAL_FIELDS)
-    knn = bodies.knn_search_body("acme/app", "main", np.ones(8, dtype=np.float32), 50)
+    knn = bodies.knn_search_body(101, "main", np.ones(8, dtype=np.float32), 50)
     assert_valid(validator, knn)
-    assert knn["query"]["knn"]["vector"]["filter"] == {"bool": {"filter": bodies.branch_filter("acme/app", "main")}}
+    assert knn["query"]["knn"]["vector"]["filter"] == {"bool": {"filter": bodies.branch_filter(101, "main")}}
     for body in (
-        bodies.ids_search_body("acme/app", "main", ["a", "b"]),
-        bodies.ids_search_body("acme/app", "main", ["a"], source=False),
-        bodies.refs_search_body("acme/app", "main", None, 1000, None),
-        bodies.refs_search_body("acme/app", "main", ["a.py", "b.py"], 1000, "0" * 40),
+        bodies.ids_search_body(101, "main", ["a", "b"]),
+        bodies.ids_search_body(101, "main", ["a"], source=False),
+        bodies.refs_search_body(101, "main", None, 1000, None),
+        bodies.refs_search_body(101, "main", ["a.py", "b.py"], 1000, "0" * 40),
         bodies.branch_states_body(10_000),
     ):
         assert_valid(validator, body)
-    scoped = bodies.ids_search_body("acme/app", "main", ["a"])["query"]["bool"]["filter"]
-    assert scoped == [*bodies.branch_filter("acme/app", "main"), {"ids": {"values": ["a"]}}]
+    scoped = bodies.ids_search_body(101, "main", ["a"])["query"]["bool"]["filter"]
+    assert scoped == [*bodies.branch_filter(101, "main"), {"ids": {"values": ["a"]}}]
 
 
 def test_delete_and_count_bodies() -> None:
-    assert_valid(spec.request_body_validator("_core", "delete_by_query"), bodies.delete_branch_body("acme/app", "dev"))
-    assert_valid(spec.request_body_validator("_core", "count"), bodies.count_branch_body("acme/app", "dev"))
+    assert_valid(spec.request_body_validator("_core", "delete_by_query"), bodies.delete_branch_body(101, "dev"))
+    assert_valid(spec.request_body_validator("_core", "count"), bodies.count_branch_body(101, "dev"))
     assert_valid(spec.request_body_validator("_core", "count"), bodies.count_all_body())
 
 
@@ -145,6 +146,6 @@ def test_round_trips_and_names() -> None:
     np.testing.assert_array_equal(back.vector, document.vector)
     assert bodies.ref_from_source(bodies.document_source(document)).content_hash == document.content_hash
     assert bodies.dimension_of("ragcode", bodies.documents_index("ragcode", 384)) == 384
-    assert bodies.dimension_of("ragcode", "ragcode-documents-x") is None
+    assert bodies.dimension_of("ragcode", "ragcode-v2-documents-x") is None
     assert bodies.dimension_of("ragcode", "other-documents-8") is None
     assert bodies.inner_product(1.0) == 1.0 and bodies.inner_product(0.5) == 0.0

@@ -12,7 +12,7 @@ from bot.store.base import StoreError
 from bot.store.opensearch import BULK_ATTEMPTS, OpenSearchStore
 from tests import opensearch_spec
 from tests.opensearch_standin import StandIn, serve
-from tests.test_store_contract import make_doc
+from tests.test_store_contract import APP, make_doc
 
 pytestmark = pytest.mark.skipif(not opensearch_spec.available(),
                                 reason=f"no OpenSearch API specification at {opensearch_spec.SPEC_DIR}")
@@ -38,18 +38,18 @@ def store(standin: StandIn) -> Iterator[OpenSearchStore]:
 
 
 def test_creates_its_indices_with_the_documents_index_on_first_write(store: OpenSearchStore, standin: StandIn) -> None:
-    assert set(standin.indices) == {"ragcode-test-state", "ragcode-test-summaries", "ragcode-test-vectors"}
-    store.write("acme/app", "main", [make_doc(dimension=8)], [])
-    assert "ragcode-test-documents-8" in standin.indices
-    assert store.vector_search("acme/app", "main", make_doc(dimension=16).vector, 5) == []
+    assert set(standin.indices) == {"ragcode-test-v2-state", "ragcode-test-v2-summaries", "ragcode-test-v2-vectors"}
+    store.write(APP, "main", [make_doc(dimension=8)], [])
+    assert "ragcode-test-v2-documents-8" in standin.indices
+    assert store.vector_search(APP, "main", make_doc(dimension=16).vector, 5) == []
 
 
 def test_throttled_bulk_items_are_retried(store: OpenSearchStore, standin: StandIn) -> None:
     docs = [make_doc(name=f"f{i}", seed=i) for i in range(3)]
     standin.fail_once[docs[1].id] = 429
     standin.fail_once[docs[2].id] = 503
-    store.write("acme/app", "main", docs, [])
-    assert {r.id for r in store.refs("acme/app", "main")} == {d.id for d in docs}
+    store.write(APP, "main", docs, [])
+    assert {r.id for r in store.refs(APP, "main")} == {d.id for d in docs}
     assert standin.fail_once == {}
 
 
@@ -57,7 +57,7 @@ def test_rejected_bulk_items_raise_naming_the_documents(store: OpenSearchStore, 
     docs = [make_doc(name=f"f{i}", seed=i) for i in range(3)]
     standin.fail_always[docs[2].id] = (400, "mapper_parsing_exception")
     with pytest.raises(StoreError) as error:
-        store.write("acme/app", "main", docs, [])
+        store.write(APP, "main", docs, [])
     message = str(error.value)
     assert docs[2].id in message and docs[0].id not in message
     assert "mapper_parsing_exception" in message and "\n" not in message
@@ -67,22 +67,22 @@ def test_items_throttled_on_every_attempt_raise(store: OpenSearchStore, standin:
     doc = make_doc()
     standin.fail_always[doc.id] = (429, "es_rejected_execution_exception")
     with pytest.raises(StoreError, match=doc.id):
-        store.write("acme/app", "main", [doc], [])
+        store.write(APP, "main", [doc], [])
     bulk_requests = [r for r in standin.requests if r[0].endswith("_bulk")]
     assert len(bulk_requests) <= BULK_ATTEMPTS
 
 
 def test_cache_writes_are_checked_too(store: OpenSearchStore, standin: StandIn) -> None:
-    from bot.store.opensearch_bodies import cache_id
+    from bot.store.opensearch_bodies import summary_id
 
-    standin.fail_always[cache_id("broken")] = (400, "mapper_parsing_exception")
-    with pytest.raises(StoreError, match=cache_id("broken")):
-        store.cache_summaries({"fine": "좋다", "broken": "나쁘다"})
+    standin.fail_always[summary_id(APP, "broken")] = (400, "mapper_parsing_exception")
+    with pytest.raises(StoreError, match=summary_id(APP, "broken")):
+        store.cache_summaries(APP, {"fine": "좋다", "broken": "나쁘다"})
 
 
 def test_documents_of_another_branch_are_refused(store: OpenSearchStore) -> None:
-    with pytest.raises(StoreError, match="belongs to acme/app@dev"):
-        store.write("acme/app", "main", [make_doc(branch="dev")], [])
+    with pytest.raises(StoreError, match="belongs to repository 101@dev"):
+        store.write(APP, "main", [make_doc(branch="dev")], [])
 
 
 def test_missing_nori_plugin_fails_at_start_up() -> None:

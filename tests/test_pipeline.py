@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from bot.documents import Hit, Unit
+from bot.documents import Hit, Repository, Unit
 from bot.indexer.filters import IndexOptions
 from bot.indexer.pipeline import index_branch
 from bot.llm.base import Generation, SummaryResult
@@ -77,11 +77,14 @@ class FlakyModel(CountingModel):
                 result.failed[unit.hash] = "ThrottlingException: Too many requests"
         return result
 
-    def generate(self, request: str, hits: Sequence[Hit], lang: str, repo: str) -> Generation:
+    def generate(self, request: str, hits: Sequence[Hit], lang: str, repo: Repository) -> Generation:
         return Generation(markdown="", llm=self.name)
 
 
-def run(runtime: Runtime, repo, name: str = "acme/app", full: bool = False):
+APP = Repository(101, "acme/app", 1)
+
+
+def run(runtime: Runtime, repo, name: Repository = APP, full: bool = False):
     return index_branch(runtime, repo.repo, name, "main", repo.repo.head.commit.hexsha, full=full,
                         options=IndexOptions(summary_lang="ko"))
 
@@ -99,14 +102,14 @@ def test_first_run_indexes_every_function(runtime, model, make_repo):
     repo.write("app/math.py", MATH)
     repo.commit("initial")
     report = run(runtime, repo)
-    names = {ref.name for ref in runtime.store.refs("acme/app", "main")}
+    names = {ref.name for ref in runtime.store.refs(APP.id, "main")}
     assert {"hash_password", "verify_password", "Session.__init__", "Session.expire", "add", "mean",
             "<module>"} <= names
     assert report.previous_commit is None and report.full
     assert report.functions_added == report.functions_total == len(names)
     assert report.summaries_generated == len(model.calls) == len(names)
     assert report.functions_failed == []
-    state = runtime.store.branch_state("acme/app", "main")
+    state = runtime.store.branch_state(APP.id, "main")
     assert state.commit == repo.repo.head.commit.hexsha and state.functions == len(names)
 
 
@@ -132,9 +135,9 @@ def test_push_summarizes_only_changed_functions(runtime, model, make_repo):
     assert report.summaries_generated == 3
     assert sorted(model.calls) == ["Session.expire", "hash_password", "is_admin"]
     assert report.files_changed == 2
-    names = {ref.name for ref in runtime.store.refs("acme/app", "main")}
+    names = {ref.name for ref in runtime.store.refs(APP.id, "main")}
     assert "mean" not in names and "is_admin" in names
-    shifted = next(ref for ref in runtime.store.refs("acme/app", "main") if ref.name == "verify_password")
+    shifted = next(ref for ref in runtime.store.refs(APP.id, "main") if ref.name == "verify_password")
     assert repo.path.joinpath("app/auth.py").read_text().splitlines()[shifted.start_line - 1].startswith(
         "def verify_password")
 
@@ -152,7 +155,7 @@ def test_moved_renamed_and_reverted_functions_cost_no_model_call(runtime, model,
     report = run(runtime, repo)
     assert report.functions_moved >= 2 and report.functions_added == 0 and report.functions_removed == 0
     assert model.calls == [] and report.summaries_generated == 0
-    paths = {ref.path for ref in runtime.store.refs("acme/app", "main")}
+    paths = {ref.path for ref in runtime.store.refs(APP.id, "main")}
     assert "lib/numbers.py" in paths and "app/math.py" not in paths
 
     repo.write("lib/numbers.py", MATH.replace("return a + b", "return b + a"))
@@ -187,10 +190,10 @@ def test_failed_summaries_are_reported_and_retried_next_run(runtime, make_repo):
     repo.commit("initial")
     report = run(runtime, repo)
     assert report.functions_failed == ["app/auth.py::verify_password"]
-    pending = runtime.store.pending("acme/app", "main")
+    pending = runtime.store.pending(APP.id, "main")
     assert [ref.name for ref in pending] == ["verify_password"]
     # the function is still searchable with its fallback summary
-    assert runtime.store.documents("acme/app", "main", [pending[0].id])[0].summary
+    assert runtime.store.documents(APP.id, "main", [pending[0].id])[0].summary
 
     flaky.failing.clear()
     flaky.calls.clear()
@@ -198,7 +201,7 @@ def test_failed_summaries_are_reported_and_retried_next_run(runtime, make_repo):
     repo.commit("an image only")
     report = run(runtime, repo)
     assert flaky.calls == ["verify_password"] and report.functions_failed == []
-    assert runtime.store.pending("acme/app", "main") == []
+    assert runtime.store.pending(APP.id, "main") == []
 
 
 def test_interrupted_run_is_simply_redone(runtime, make_repo):
@@ -226,10 +229,10 @@ def test_interrupted_run_is_simply_redone(runtime, make_repo):
     runtime.embedder = CrashingEmbedder()
     with pytest.raises(Crash):
         run(runtime, repo)
-    assert runtime.store.branch_state("acme/app", "main") is None, "the commit is recorded last"
+    assert runtime.store.branch_state(APP.id, "main") is None, "the commit is recorded last"
     report = run(runtime, repo)
     assert report.previous_commit is None
-    state = runtime.store.branch_state("acme/app", "main")
+    state = runtime.store.branch_state(APP.id, "main")
     assert state.commit == head and state.functions == 90
     assert report.summaries_reused > 0, "summaries made before the crash were cached"
 
@@ -254,9 +257,9 @@ def test_switching_embedder_reembeds_instead_of_failing(runtime, model, make_rep
     model.calls.clear()
     report = run(runtime, repo)
     assert report.full and model.calls == []
-    state = runtime.store.branch_state("acme/app", "main")
+    state = runtime.store.branch_state(APP.id, "main")
     assert (state.embedder, state.dimension) == ("test:first-64", 64)
-    hits = runtime.store.vector_search("acme/app", "main", Smaller().embed_query("average"), 5)
+    hits = runtime.store.vector_search(APP.id, "main", Smaller().embed_query("average"), 5)
     assert hits
 
 
@@ -283,15 +286,15 @@ def test_bad_input_never_stops_the_run(runtime, model, make_repo):
     assert skipped[".env"] == skipped["certs/server.pem"] == "secret file"
     assert skipped["node_modules/lib/index.js"] == skipped["web/app.min.js"] == "vendored or generated"
     assert skipped["api/service_pb2.py"] == "vendored or generated" and skipped["gen/models.go"] == "generated"
-    assert "image.png" not in {ref.path for ref in runtime.store.refs("acme/app", "main")}
-    names = {(ref.path, ref.name) for ref in runtime.store.refs("acme/app", "main")}
+    assert "image.png" not in {ref.path for ref in runtime.store.refs(APP.id, "main")}
+    names = {(ref.path, ref.name) for ref in runtime.store.refs(APP.id, "main")}
     assert ("broken.py", "good") in names
-    latin1 = runtime.store.documents("acme/app", "main", [
-        ref.id for ref in runtime.store.refs("acme/app", "main", ["latin1.py"])])
+    latin1 = runtime.store.documents(APP.id, "main", [
+        ref.id for ref in runtime.store.refs(APP.id, "main", ["latin1.py"])])
     assert latin1 and "\ufffd" in latin1[0].code
     assert report.secrets_redacted == 1
-    stored = runtime.store.documents("acme/app", "main", [
-        ref.id for ref in runtime.store.refs("acme/app", "main", ["config.py"])])
+    stored = runtime.store.documents(APP.id, "main", [
+        ref.id for ref in runtime.store.refs(APP.id, "main", ["config.py"])])
     assert stored and all("AKIAIOSFODNN7EXAMPLE" not in d.code + d.summary for d in stored)
     assert any("[REDACTED:aws-access-key]" in d.code for d in stored)
 
@@ -309,7 +312,7 @@ def test_force_push_to_unrelated_history_converges(runtime, model, make_repo):
     repo.repo.git.branch("-D", "main")
     repo.repo.git.branch("-m", "main")
     run(runtime, repo)
-    assert {(ref.path, ref.name) for ref in runtime.store.refs("acme/app", "main")} == {("b.py", "only")}
+    assert {(ref.path, ref.name) for ref in runtime.store.refs(APP.id, "main")} == {("b.py", "only")}
 
 
 def test_include_and_exclude_globs(runtime, model, make_repo):
@@ -318,6 +321,87 @@ def test_include_and_exclude_globs(runtime, model, make_repo):
     repo.write("tests/test_app.py", "def test_add():\n    assert True\n")
     repo.write("scripts/tool.py", "def tool():\n    pass\n")
     repo.commit("layout")
-    index_branch(runtime, repo.repo, "acme/app", "main", repo.repo.head.commit.hexsha,
+    index_branch(runtime, repo.repo, APP, "main", repo.repo.head.commit.hexsha,
                  options=IndexOptions(include=("src/**", "tests/**"), exclude=("tests/",)))
-    assert {ref.path for ref in runtime.store.refs("acme/app", "main")} == {"src/app.py"}
+    assert {ref.path for ref in runtime.store.refs(APP.id, "main")} == {"src/app.py"}
+
+
+VAULT = '''class SecretVault:
+    """Internal vault of the payments team."""
+
+    def rotate(self, key):
+        """Rotate the key."""
+        return key[::-1]
+
+
+def shared_helper(values):
+    """Sum of the values."""
+    return sum(values)
+'''
+
+
+def test_identical_code_in_another_repository_reuses_nothing(runtime, model, make_repo):
+    private = make_repo("private")
+    private.write("payments/internal/vault.py", VAULT)
+    private.commit()
+    run(runtime, private, Repository(1, "bank/private", 10))
+    model.calls.clear()
+
+    other = make_repo("other")
+    other.write("lib/helpers.py", VAULT.replace("SecretVault", "Toolbox").replace("payments team", "tools team"))
+    other.commit()
+    report = run(runtime, other, Repository(2, "someone/else", 20))
+    # shared_helper's code is identical, but a summary made for one tenant never serves another
+    assert "shared_helper" in model.calls and report.summaries_reused == 0
+    assert report.summaries_generated == report.functions_total
+    for document in runtime.store.documents(2, "main", [ref.id for ref in runtime.store.refs(2, "main")]):
+        assert "SecretVault" not in document.summary and "payments" not in document.summary
+
+
+def test_summaries_never_name_a_path_so_moved_and_duplicated_code_shows_no_other_place(runtime, model, make_repo):
+    repo = make_repo()
+    repo.write("old/place.py", VAULT)
+    repo.write("copy/elsewhere.py", VAULT.split("\n\n\ndef shared_helper")[1].join(["def shared_helper", ""]))
+    repo.commit()
+    run(runtime, repo)
+    repo.move("old/place.py", "new/home.py")
+    repo.commit("move")
+    report = run(runtime, repo)
+    assert report.functions_moved == 3 and report.summaries_generated == 0
+    refs = runtime.store.refs(APP.id, "main")
+    for document in runtime.store.documents(APP.id, "main", [ref.id for ref in refs]):
+        for path in ("old/place", "new/home", "copy/elsewhere", ".py"):
+            assert path not in document.summary, (document.path, document.summary)
+
+
+def test_the_same_code_under_another_class_gets_its_own_summary(runtime, model, make_repo):
+    repo = make_repo()
+    repo.write("a.py", VAULT)
+    repo.commit()
+    run(runtime, repo)
+    model.calls.clear()
+    repo.write("a.py", VAULT.replace("class SecretVault", "class PublicVault"))
+    repo.commit("rename the class")
+    report = run(runtime, repo)
+    assert "PublicVault.rotate" in model.calls and report.summaries_generated >= 1
+    names = {ref.name for ref in runtime.store.refs(APP.id, "main")}
+    assert "PublicVault.rotate" in names and "SecretVault.rotate" not in names
+
+
+def test_a_run_asks_for_at_most_its_budget_of_summaries_and_later_runs_finish(runtime, model, make_repo):
+    import dataclasses
+
+    runtime.settings = dataclasses.replace(runtime.settings, max_summaries_per_run=2)
+    repo = make_repo()
+    repo.write("app/auth.py", AUTH)  # 4 functions and methods, and the module
+    repo.commit()
+    first = run(runtime, repo)
+    assert len(model.calls) == 2 and first.summaries_generated == 2
+    assert first.summaries_deferred == first.functions_total - 2 and first.functions_failed == []
+    generated = [first.summaries_generated]
+    while runtime.store.pending(APP.id, "main"):
+        generated.append(run(runtime, repo).summaries_generated)
+    assert generated == [2, 2, 1] and len(set(model.calls)) == 5
+    model.calls.clear()
+    assert run(runtime, repo, full=True).summaries_generated == 0 and model.calls == [], \
+        "functions summarized by a retry are unchanged afterwards"

@@ -7,10 +7,12 @@ import time
 
 from bot.queue import JobQueue, JobSpec
 
+IDS = {"o/a": 1, "o/b": 2}
+
 
 def push(repo: str, branch: str, after: str, *, full: bool = False) -> JobSpec:
     payload = {"repo": repo, "branch": branch, "after": after, "full": full}
-    return JobSpec("index", repo, payload, serial=f"repo:{repo}", scope=f"{repo}:{branch}",
+    return JobSpec("index", repo, payload, repo_id=IDS[repo], serial=f"repo:{repo}", scope=f"{repo}:{branch}",
                    coalesce=f"index:{repo}:{branch}")
 
 
@@ -105,22 +107,22 @@ def test_a_failed_job_waits_for_its_backoff(tmp_path):
 def test_a_full_run_stays_full_when_a_push_coalesces_into_it(tmp_path):
     queue = JobQueue(tmp_path / "q.sqlite3")
     queue.enqueue("d-1", "installation", [push("o/a", "main", "a1", full=True)])
-    assert queue.full_index_pending("o/a")
+    assert queue.full_index_pending(1)
     queue.enqueue("d-2", "push", [push("o/a", "main", "a2")])
     job = queue.claim()
     assert job.payload["full"] is True and job.payload["after"] == "a2"
-    assert queue.full_index_pending("o/a")
+    assert queue.full_index_pending(1)
     queue.finish(job.id)
-    assert not queue.full_index_pending("o/a")
+    assert not queue.full_index_pending(1)
 
 
 def test_rate_limits_per_user_and_per_repository(tmp_path):
     queue = JobQueue(tmp_path / "q.sqlite3")
-    allowed = [queue.record_command("o/a", "alice", per_user=2, per_repo=3) for _ in range(3)]
+    allowed = [queue.record_command(1, "alice", per_user=2, per_repo=3) for _ in range(3)]
     assert allowed == [True, True, False]
-    assert queue.record_command("o/a", "bob", per_user=2, per_repo=3) is True
-    assert queue.record_command("o/a", "carol", per_user=2, per_repo=3) is False
-    assert queue.record_command("o/b", "alice", per_user=2, per_repo=3) is True
+    assert queue.record_command(1, "bob", per_user=2, per_repo=3) is True
+    assert queue.record_command(1, "carol", per_user=2, per_repo=3) is False
+    assert queue.record_command(2, "alice", per_user=2, per_repo=3) is True
 
 
 def test_concurrent_enqueues_from_threads_lose_nothing(tmp_path):
@@ -136,3 +138,43 @@ def test_concurrent_enqueues_from_threads_lose_nothing(tmp_path):
     for thread in threads:
         thread.join()
     assert queue.counts()["queued"] == 400
+
+
+def test_a_job_that_keeps_killing_the_process_is_parked_not_retried_forever(tmp_path):
+    path = tmp_path / "q.sqlite3"
+    queue = JobQueue(path, max_attempts=3)
+    job_id = queue.enqueue("d-1", "push", [push("o/a", "main", "a1")]).jobs[0]
+    queue.enqueue("d-2", "push", [push("o/b", "main", "b1")])
+    for attempt in range(1, 4):
+        job = queue.claim()
+        assert job is not None and (job.id, job.attempts) == (job_id, attempt)
+        queue = JobQueue(path, max_attempts=3)  # the process dies mid-job and restarts
+        queue.recover()
+    assert queue.counts() == {"queued": 1, "running": 0, "parked": 1}
+    [parked] = queue.parked()
+    assert parked["id"] == job_id and parked["attempts"] == 3 and "stopped during each" in parked["error"]
+    assert queue.claim().repo == "o/b", "the other work goes on"
+
+
+def test_a_later_job_never_overtakes_one_waiting_in_backoff_for_the_same_repository(tmp_path):
+    queue = JobQueue(tmp_path / "q.sqlite3", backoff=60)
+    forget = JobSpec("forget", "o/a", {"repo": "o/a"}, repo_id=1, serial="repo:o/a", scope="o/a:*")
+    queue.enqueue("d-1", "installation_repositories", [forget])
+    queue.fail(queue.claim().id, "GitHub unreachable")  # the forget waits a minute before its retry
+    queue.enqueue("d-2", "installation_repositories", [push("o/a", "main", "a1", full=True)])
+    queue.enqueue("d-3", "push", [push("o/b", "main", "b1")])
+    assert queue.claim().repo == "o/b"
+    assert queue.claim() is None, "the re-index of o/a waits behind its repository's forget"
+
+
+def test_a_coalesced_run_starts_fresh_and_hands_over_the_check_run_it_supersedes(tmp_path):
+    queue = JobQueue(tmp_path / "q.sqlite3", backoff=0)
+    first = queue.enqueue("d-1", "push", [push("o/a", "main", "a1")]).jobs[0]
+    job = queue.claim()
+    queue.update_payload(job.id, {"check_run": {"id": 7, "head": "a1"}})
+    queue.fail(job.id, "boom")
+    assert queue.enqueue("d-2", "push", [push("o/a", "main", "a2")]).jobs == [first]
+    again = queue.claim()
+    assert again.attempts == 1 and again.payload["after"] == "a2"
+    assert "check_run" not in again.payload
+    assert again.payload["superseded_checks"] == [{"id": 7, "head": "a1"}]

@@ -8,7 +8,7 @@ from bot.markdown import escape_text, fence, inline_code, sanitize
 
 
 def hit(summary: str = "요약", name: str = "Session.mount", path: str = "app/session.py") -> Hit:
-    document = Document(id="x", repo="acme/app", branch="main", path=path, name=name, kind="method",
+    document = Document(id="x", repo_id=101, branch="main", path=path, name=name, kind="method",
                         language="python", start_line=10, end_line=20, code="def mount(): pass",
                         content_hash="h", summary=summary)
     return Hit(document=document, score=0.912)

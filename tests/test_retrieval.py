@@ -7,8 +7,12 @@ import pytest
 
 from bot.commands.answer import answer
 from bot.commands.retrieve import fuse, permalink, rerank, retrieve
+from bot.documents import Repository
 from bot.indexer.filters import IndexOptions
 from bot.indexer.pipeline import index_branch
+
+SHOP_REPO = Repository(11, "acme/shop", 1)
+TOOLS_REPO = Repository(12, "acme/tools", 1)
 
 SHOP = '''"""주문과 결제."""
 
@@ -52,12 +56,12 @@ def indexed(runtime, make_repo):
     shop = make_repo("shop")
     shop.write("shop/orders.py", SHOP)
     shop.commit()
-    index_branch(runtime, shop.repo, "acme/shop", "main", shop.repo.head.commit.hexsha,
+    index_branch(runtime, shop.repo, SHOP_REPO, "main", shop.repo.head.commit.hexsha,
                  options=IndexOptions(summary_lang="ko"))
     tools = make_repo("tools")
     tools.write("tools/parsing.py", PARSER)
     tools.commit()
-    index_branch(runtime, tools.repo, "acme/tools", "main", tools.repo.head.commit.hexsha,
+    index_branch(runtime, tools.repo, TOOLS_REPO, "main", tools.repo.head.commit.hexsha,
                  options=IndexOptions(summary_lang="ko"))
     return runtime
 
@@ -69,34 +73,34 @@ def indexed(runtime, make_repo):
     ("장바구니 총 금액", "Cart.total_price"),
 ])
 def test_korean_queries_find_the_function(indexed, query, expected):
-    hits = retrieve(indexed, "acme/shop", "main", query, min_score=0.0)
+    hits = retrieve(indexed, SHOP_REPO.id, "main", query, min_score=0.0)
     assert hits[0].document.name == expected
 
 
 def test_english_query_finds_the_function(indexed):
-    hits = retrieve(indexed, "acme/tools", "main", "load yaml configuration file", min_score=0.0)
+    hits = retrieve(indexed, TOOLS_REPO.id, "main", "load yaml configuration file", min_score=0.0)
     assert hits[0].document.name == "read_config"
 
 
 def test_results_never_cross_repositories(indexed):
     for query in ("parse csv line", "쿠폰 할인", "yaml config", "장바구니"):
-        for repo, path in (("acme/shop", "shop/orders.py"), ("acme/tools", "tools/parsing.py")):
+        for repo, path in ((SHOP_REPO.id, "shop/orders.py"), (TOOLS_REPO.id, "tools/parsing.py")):
             hits = retrieve(indexed, repo, "main", query, min_score=0.0)
             assert hits and {hit.document.path for hit in hits} == {path}
 
 
 def test_threshold_cuts_and_scores_are_sorted(indexed):
-    hits = retrieve(indexed, "acme/shop", "main", "쿠폰 할인", min_score=0.0, k=50)
+    hits = retrieve(indexed, SHOP_REPO.id, "main", "쿠폰 할인", min_score=0.0, k=50)
     scores = [hit.score for hit in hits]
     assert scores == sorted(scores, reverse=True) and len(hits) == 5
-    cut = retrieve(indexed, "acme/shop", "main", "쿠폰 할인", min_score=scores[1], k=50)
+    cut = retrieve(indexed, SHOP_REPO.id, "main", "쿠폰 할인", min_score=scores[1], k=50)
     assert [hit.document.id for hit in cut] == [hit.document.id for hit in hits if hit.score >= scores[1]]
-    assert retrieve(indexed, "acme/shop", "main", "쿠폰 할인", min_score=1.0) == []
+    assert retrieve(indexed, SHOP_REPO.id, "main", "쿠폰 할인", min_score=1.0) == []
 
 
 def test_pull_request_files_are_boosted(indexed):
-    plain = retrieve(indexed, "acme/shop", "main", "가격", min_score=0.0, k=10)
-    boosted = retrieve(indexed, "acme/shop", "main", "가격", min_score=0.0, k=10, boost_paths={"shop/orders.py"})
+    plain = retrieve(indexed, SHOP_REPO.id, "main", "가격", min_score=0.0, k=10)
+    boosted = retrieve(indexed, SHOP_REPO.id, "main", "가격", min_score=0.0, k=10, boost_paths={"shop/orders.py"})
     assert all(b.score > p.score for p, b in zip(plain, boosted, strict=True))
 
 
@@ -108,8 +112,8 @@ def test_fuse_and_rerank():
 
 
 def test_answer_offline_lists_functions_with_permalinks(indexed):
-    state = indexed.store.branch_state("acme/shop", "main")
-    reply = answer(indexed, "acme/shop", "main", "쿠폰 할인 가격을 계산하는 함수", html_url="https://github.com/acme/shop")
+    state = indexed.store.branch_state(SHOP_REPO.id, "main")
+    reply = answer(indexed, SHOP_REPO, "main", "쿠폰 할인 가격을 계산하는 함수", html_url="https://github.com/acme/shop")
     first = reply.hits[0].document
     link = permalink("https://github.com/acme/shop", state.commit, first.path, first.start_line, first.end_line)
     assert link == f"https://github.com/acme/shop/blob/{state.commit}/shop/orders.py#L4-L6"
@@ -119,5 +123,14 @@ def test_answer_offline_lists_functions_with_permalinks(indexed):
 
 
 def test_answer_for_unindexed_repository_says_so(indexed):
-    reply = answer(indexed, "acme/unknown", "main", "무엇이든", html_url="https://github.com/acme/unknown")
+    reply = answer(indexed, Repository(13, "acme/unknown"), "main", "무엇이든", html_url="https://github.com/acme/unknown")
     assert "색인되지 않았습니다" in reply.markdown and reply.hits == []
+
+
+def test_an_index_is_never_answered_for_another_repository_or_installation(indexed):
+    question = "쿠폰 할인 가격을 계산하는 함수"
+    assert answer(indexed, SHOP_REPO, "main", question, html_url="https://github.com/acme/shop").hits
+    # the same name re-created as a new repository (new id), and the same id reached through another installation
+    for impostor in (Repository(999, "acme/shop", 1), Repository(SHOP_REPO.id, "acme/shop", 2)):
+        reply = answer(indexed, impostor, "main", question, html_url="https://github.com/acme/shop")
+        assert reply.hits == [] and "calculate_discount" not in reply.markdown

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bot.config import load_settings
-from bot.documents import Document, content_hash, document_id
+from bot.documents import Document, Repository, content_hash, document_id
 from bot.store.base import Store
 
 BACKENDS = ["local", "opensearch-standin", "opensearch"]
@@ -36,7 +36,9 @@ def _standin() -> Iterator[Store]:
         pytest.skip(f"the OpenSearch API specification is not at {opensearch_spec.SPEC_DIR}")
     standin = StandIn()
     with serve(standin) as url:
-        store = OpenSearchStore(Settings(store="opensearch", opensearch_url=url, opensearch_index_prefix="ragcode-test"))
+        # a page size of 3 makes every multi-row read page, as it must past the cluster's result window
+        store = OpenSearchStore(Settings(store="opensearch", opensearch_url=url, opensearch_index_prefix="ragcode-test",
+                                         opensearch_page_size=3))
         yield store
         store.close()
     assert standin.problems == [], "requests or responses that break the OpenSearch API specification"
@@ -70,19 +72,23 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         yield from _opensearch()
 
 
+APP, OTHER, ELSEWHERE = 101, 202, 303
+APP_REPO = Repository(APP, "acme/app", 7)
+
+
 def unit_vector(seed: int, dimension: int = 8) -> np.ndarray:
     """A reproducible L2-normalized float32 vector."""
     vector = np.random.default_rng(seed).standard_normal(dimension).astype(np.float32)
     return vector / np.linalg.norm(vector)
 
 
-def make_doc(repo: str = "acme/app", branch: str = "main", path: str = "src/app.py", name: str = "run",
+def make_doc(repo: int = APP, branch: str = "main", path: str = "src/app.py", name: str = "run",
              summary: str = "프로그램을 실행한다", code: str | None = None, vector: np.ndarray | None = None,
              seed: int = 0, dimension: int = 8) -> Document:
     """A document with stable id, content hash and (unless given) a seeded vector."""
     code = code if code is not None else f"def {name}():\n    return {seed}\n"
     return Document(
-        id=document_id(repo, branch, path, name), repo=repo, branch=branch, path=path, name=name,
+        id=document_id(repo, branch, path, name), repo_id=repo, branch=branch, path=path, name=name,
         kind="function", language="python", start_line=1, end_line=code.count("\n") + 1, code=code,
         content_hash=content_hash(code), summary=summary,
         vector=unit_vector(seed, dimension) if vector is None else vector,
@@ -98,132 +104,134 @@ def assert_same(actual: Document, expected: Document) -> None:
 
 def test_round_trip_with_vectors(store: Store) -> None:
     docs = [make_doc(path=f"src/m{i}.py", name=f"f{i}", seed=i) for i in range(3)]
-    store.write("acme/app", "main", docs, [])
+    store.write(APP, "main", docs, [])
     wanted = [docs[2].id, "0" * 40, docs[0].id]
-    got = store.documents("acme/app", "main", wanted)
+    got = store.documents(APP, "main", wanted)
     assert [d.id for d in got] == [docs[2].id, docs[0].id]
     assert_same(got[0], docs[2])
     assert_same(got[1], docs[0])
-    refs = sorted(store.refs("acme/app", "main"), key=lambda r: r.path)
+    refs = sorted(store.refs(APP, "main"), key=lambda r: r.path)
     assert [(r.id, r.path, r.name, r.content_hash, r.start_line, r.end_line, r.summary_ok) for r in refs] == [
         (d.id, d.path, d.name, d.content_hash, d.start_line, d.end_line, True) for d in docs]
 
 
 def test_summary_ok_flag_round_trips(store: Store) -> None:
     doc = dataclasses.replace(make_doc(), summary="run", summary_ok=False)
-    store.write("acme/app", "main", [doc], [])
-    assert store.documents("acme/app", "main", [doc.id])[0].summary_ok is False
-    assert store.refs("acme/app", "main")[0].summary_ok is False
+    store.write(APP, "main", [doc], [])
+    assert store.documents(APP, "main", [doc.id])[0].summary_ok is False
+    assert store.refs(APP, "main")[0].summary_ok is False
 
 
 def test_pending_lists_only_fallback_summaries_of_the_branch(store: Store) -> None:
     waiting = dataclasses.replace(make_doc(path="a.py", name="waiting"), summary="waiting", summary_ok=False)
     done = make_doc(path="b.py", name="done", seed=2)
     elsewhere = dataclasses.replace(make_doc(branch="dev", path="a.py", name="waiting"), summary_ok=False)
-    store.write("acme/app", "main", [waiting, done], [])
-    store.write("acme/app", "dev", [elsewhere], [])
-    assert [(ref.id, ref.summary_ok) for ref in store.pending("acme/app", "main")] == [(waiting.id, False)]
-    store.write("acme/app", "main", [dataclasses.replace(waiting, summary="요약", summary_ok=True)], [])
-    assert store.pending("acme/app", "main") == []
+    store.write(APP, "main", [waiting, done], [])
+    store.write(APP, "dev", [elsewhere], [])
+    assert [(ref.id, ref.summary_ok) for ref in store.pending(APP, "main")] == [(waiting.id, False)]
+    store.write(APP, "main", [dataclasses.replace(waiting, summary="요약", summary_ok=True)], [])
+    assert store.pending(APP, "main") == []
 
 
 def test_upsert_replaces(store: Store) -> None:
     first = make_doc(summary="첫 번째 요약", seed=1)
-    store.write("acme/app", "main", [first], [])
+    store.write(APP, "main", [first], [])
     second = make_doc(summary="두 번째 요약", code="def run():\n    return 2\n", seed=2)
     assert second.id == first.id
-    store.write("acme/app", "main", [second], [])
-    (got,) = store.documents("acme/app", "main", [first.id])
+    store.write(APP, "main", [second], [])
+    (got,) = store.documents(APP, "main", [first.id])
     assert_same(got, second)
-    assert len(store.refs("acme/app", "main")) == 1
-    assert store.vector_search("acme/app", "main", second.vector, 5)[0][0] == second.id
+    assert len(store.refs(APP, "main")) == 1
+    assert store.vector_search(APP, "main", second.vector, 5)[0][0] == second.id
 
 
 def test_delete_by_id(store: Store) -> None:
     docs = [make_doc(path=f"src/m{i}.py", name=f"f{i}", summary="파일을 삭제한다", seed=i) for i in range(3)]
-    store.write("acme/app", "main", docs, [])
-    store.write("acme/app", "main", [], [docs[1].id, "f" * 40])
-    assert {r.id for r in store.refs("acme/app", "main")} == {docs[0].id, docs[2].id}
-    assert store.documents("acme/app", "main", [docs[1].id]) == []
-    assert docs[1].id not in {i for i, _ in store.lexical_search("acme/app", "main", "파일 삭제", 10)}
-    assert docs[1].id not in {i for i, _ in store.vector_search("acme/app", "main", docs[1].vector, 10)}
+    store.write(APP, "main", docs, [])
+    store.write(APP, "main", [], [docs[1].id, "f" * 40])
+    assert {r.id for r in store.refs(APP, "main")} == {docs[0].id, docs[2].id}
+    assert store.documents(APP, "main", [docs[1].id]) == []
+    assert docs[1].id not in {i for i, _ in store.lexical_search(APP, "main", "파일 삭제", 10)}
+    assert docs[1].id not in {i for i, _ in store.vector_search(APP, "main", docs[1].vector, 10)}
 
 
 def test_upsert_and_delete_in_one_write(store: Store) -> None:
     old, kept = make_doc(name="old", seed=1), make_doc(name="kept", seed=2)
-    store.write("acme/app", "main", [old, kept], [])
+    store.write(APP, "main", [old, kept], [])
     new = make_doc(name="new", seed=3)
-    store.write("acme/app", "main", [new], [old.id])
-    assert {r.name for r in store.refs("acme/app", "main")} == {"kept", "new"}
+    store.write(APP, "main", [new], [old.id])
+    assert {r.name for r in store.refs(APP, "main")} == {"kept", "new"}
 
 
 def test_refs_filtered_by_paths(store: Store) -> None:
     docs = [make_doc(path=path, name=name, seed=i) for i, (path, name) in
             enumerate([("a.py", "one"), ("a.py", "two"), ("b.py", "three"), ("c/d.py", "four")])]
-    store.write("acme/app", "main", docs, [])
-    assert {r.name for r in store.refs("acme/app", "main", ["a.py", "c/d.py", "missing.py"])} == {"one", "two", "four"}
-    assert {r.name for r in store.refs("acme/app", "main", iter(["b.py"]))} == {"three"}
-    assert store.refs("acme/app", "main", []) == []
-    assert len(store.refs("acme/app", "main")) == 4
+    store.write(APP, "main", docs, [])
+    assert {r.name for r in store.refs(APP, "main", ["a.py", "c/d.py", "missing.py"])} == {"one", "two", "four"}
+    assert {r.name for r in store.refs(APP, "main", iter(["b.py"]))} == {"three"}
+    assert store.refs(APP, "main", []) == []
+    assert len(store.refs(APP, "main")) == 4
 
 
 def test_state(store: Store) -> None:
-    assert store.branch_state("acme/app", "main") is None
-    assert store.branch_states() == []
-    store.write("acme/app", "main", [make_doc(name="a", seed=1), make_doc(name="b", seed=2)], [])
-    store.set_state("acme/app", "main", "c0ffee", "test-embedder", 8)
-    store.write("acme/app", "dev", [make_doc(branch="dev", name="a", seed=1)], [])
-    store.set_state("acme/app", "dev", "beef", "test-embedder", 8)
-    state = store.branch_state("acme/app", "main")
+    assert store.branch_state(APP, "main") is None
+    assert store.branch_states(APP) == []
+    store.write(APP, "main", [make_doc(name="a", seed=1), make_doc(name="b", seed=2)], [])
+    store.set_state(APP_REPO, "main", "c0ffee", "test-embedder", 8)
+    store.write(APP, "dev", [make_doc(branch="dev", name="a", seed=1)], [])
+    store.set_state(APP_REPO, "dev", "beef", "test-embedder", 8)
+    state = store.branch_state(APP, "main")
     assert state is not None
-    assert (state.repo, state.branch, state.commit, state.functions, state.embedder, state.dimension) == (
-        "acme/app", "main", "c0ffee", 2, "test-embedder", 8)
+    assert (state.repo_id, state.repo, state.installation, state.branch, state.commit, state.functions,
+            state.embedder, state.dimension) == (APP, "acme/app", 7, "main", "c0ffee", 2, "test-embedder", 8)
     assert state.indexed_at > 0
-    assert [(s.branch, s.commit) for s in store.branch_states()] == [("dev", "beef"), ("main", "c0ffee")]
-    store.set_state("acme/app", "main", "d00d", "test-embedder", 8)
-    assert store.branch_state("acme/app", "main").commit == "d00d"
-    assert store.branch_state("acme/other", "main") is None
+    assert [(s.branch, s.commit) for s in store.branch_states(APP)] == [("dev", "beef"), ("main", "c0ffee")]
+    store.set_state(APP_REPO, "main", "d00d", "test-embedder", 8)
+    assert store.branch_state(APP, "main").commit == "d00d"
+    assert store.branch_state(ELSEWHERE, "main") is None
 
 
 def test_drop_branch(store: Store) -> None:
     main = make_doc(summary="결제를 처리한다", seed=1)
     dev = make_doc(branch="dev", summary="결제를 처리한다", seed=1)
-    store.write("acme/app", "main", [main], [])
-    store.write("acme/app", "dev", [dev], [])
-    store.set_state("acme/app", "main", "c1", "e", 8)
-    store.set_state("acme/app", "dev", "c2", "e", 8)
-    store.drop_branch("acme/app", "dev")
-    assert store.branch_state("acme/app", "dev") is None
-    assert store.refs("acme/app", "dev") == []
-    assert store.documents("acme/app", "dev", [dev.id]) == []
-    assert store.lexical_search("acme/app", "dev", "결제 처리", 5) == []
-    assert store.vector_search("acme/app", "dev", dev.vector, 5) == []
-    assert [r.id for r in store.refs("acme/app", "main")] == [main.id]
-    assert store.lexical_search("acme/app", "main", "결제 처리", 5)[0][0] == main.id
-    assert [s.branch for s in store.branch_states()] == ["main"]
-    store.drop_branch("acme/app", "never-indexed")
+    store.write(APP, "main", [main], [])
+    store.write(APP, "dev", [dev], [])
+    store.set_state(APP_REPO, "main", "c1", "e", 8)
+    store.set_state(APP_REPO, "dev", "c2", "e", 8)
+    store.drop_branch(APP, "dev")
+    assert store.branch_state(APP, "dev") is None
+    assert store.refs(APP, "dev") == []
+    assert store.documents(APP, "dev", [dev.id]) == []
+    assert store.lexical_search(APP, "dev", "결제 처리", 5) == []
+    assert store.vector_search(APP, "dev", dev.vector, 5) == []
+    assert [r.id for r in store.refs(APP, "main")] == [main.id]
+    assert store.lexical_search(APP, "main", "결제 처리", 5)[0][0] == main.id
+    assert [s.branch for s in store.branch_states(APP)] == ["main"]
+    store.drop_branch(APP, "never-indexed")
 
 
 def test_summary_cache(store: Store) -> None:
-    assert store.cached_summaries(["model:ko:abc"]) == {}
+    assert store.cached_summaries(APP, ["model:ko:abc"]) == {}
     long_key = "model:ko:" + "x" * 600
-    store.cache_summaries({"model:ko:abc": "요약 하나", "model:en:abc": "one summary", long_key: "긴 키"})
-    assert store.cached_summaries(["model:ko:abc", "model:ko:missing", long_key]) == {
+    store.cache_summaries(APP, {"model:ko:abc": "요약 하나", "model:en:abc": "one summary", long_key: "긴 키"})
+    assert store.cached_summaries(APP, ["model:ko:abc", "model:ko:missing", long_key]) == {
         "model:ko:abc": "요약 하나", long_key: "긴 키"}
-    store.cache_summaries({"model:ko:abc": "요약 둘"})
-    assert store.cached_summaries(["model:ko:abc"]) == {"model:ko:abc": "요약 둘"}
+    store.cache_summaries(APP, {"model:ko:abc": "요약 둘"})
+    assert store.cached_summaries(APP, ["model:ko:abc"]) == {"model:ko:abc": "요약 둘"}
+    assert store.cached_summaries(OTHER, ["model:ko:abc", long_key]) == {}, "another repository's cache is its own"
 
 
 def test_vector_cache(store: Store) -> None:
     first, second = unit_vector(1), unit_vector(2, dimension=16)
-    store.cache_vectors("embedder-a", {"k1": first})
-    store.cache_vectors("embedder-b", {"k1": second})
-    got = store.cached_vectors("embedder-a", ["k1", "k2"])
+    store.cache_vectors(APP, "embedder-a", {"k1": first})
+    store.cache_vectors(APP, "embedder-b", {"k1": second})
+    got = store.cached_vectors(APP, "embedder-a", ["k1", "k2"])
     assert list(got) == ["k1"]
     assert got["k1"].dtype == np.float32
     np.testing.assert_array_equal(got["k1"], first)
-    np.testing.assert_array_equal(store.cached_vectors("embedder-b", ["k1"])["k1"], second)
-    assert store.cached_vectors("embedder-c", ["k1"]) == {}
+    np.testing.assert_array_equal(store.cached_vectors(APP, "embedder-b", ["k1"])["k1"], second)
+    assert store.cached_vectors(APP, "embedder-c", ["k1"]) == {}
+    assert store.cached_vectors(OTHER, "embedder-a", ["k1"]) == {}, "another repository's cache is its own"
 
 
 def _search_corpus(store: Store) -> list[Document]:
@@ -237,31 +245,31 @@ def _search_corpus(store: Store) -> list[Document]:
         make_doc(path="mail/send.py", name="send_mail", summary="이메일을 전송한다",
                  code="def send_mail(to, body):\n    smtp.send(to, body)\n", seed=4),
     ]
-    store.write("acme/app", "main", docs, [])
+    store.write(APP, "main", docs, [])
     return docs
 
 
 def test_lexical_search_korean_summary(store: Store) -> None:
     docs = _search_corpus(store)
-    hits = store.lexical_search("acme/app", "main", "비밀번호 검증", 10)
+    hits = store.lexical_search(APP, "main", "비밀번호 검증", 10)
     assert hits and hits[0][0] == docs[0].id
     assert [score for _, score in hits] == sorted((score for _, score in hits), reverse=True)
-    assert store.lexical_search("acme/app", "main", "청구서", 10)[0][0] == docs[2].id
+    assert store.lexical_search(APP, "main", "청구서", 10)[0][0] == docs[2].id
 
 
 def test_lexical_search_identifier_parts(store: Store) -> None:
     docs = _search_corpus(store)
-    assert store.lexical_search("acme/app", "main", "user token", 10)[0][0] == docs[1].id
-    assert store.lexical_search("acme/app", "main", "invoice", 10)[0][0] == docs[2].id
-    assert store.lexical_search("acme/app", "main", "   ", 10) == []
+    assert store.lexical_search(APP, "main", "user token", 10)[0][0] == docs[1].id
+    assert store.lexical_search(APP, "main", "invoice", 10)[0][0] == docs[2].id
+    assert store.lexical_search(APP, "main", "   ", 10) == []
 
 
 def test_vector_search_nearest_first(store: Store) -> None:
     docs = [make_doc(path=f"m{i}.py", name=f"f{i}", seed=10 + i) for i in range(6)]
-    store.write("acme/app", "main", docs, [])
+    store.write(APP, "main", docs, [])
     query = docs[3].vector + 0.05 * unit_vector(99)
     query = query / np.linalg.norm(query)
-    hits = store.vector_search("acme/app", "main", query, 3)
+    hits = store.vector_search(APP, "main", query, 3)
     assert len(hits) == 3
     assert hits[0][0] == docs[3].id
     assert hits[0][1] == pytest.approx(float(np.dot(query, docs[3].vector)), abs=1e-3)
@@ -269,53 +277,109 @@ def test_vector_search_nearest_first(store: Store) -> None:
 
 
 def test_repositories_never_see_each_other(store: Store) -> None:
-    mine = make_doc(repo="acme/app", summary="사용자의 비밀번호를 검증한다", name="validateUserToken", seed=5)
-    theirs = make_doc(repo="other/app", summary="사용자의 비밀번호를 검증한다", name="validateUserToken", seed=5)
-    store.write("acme/app", "main", [mine], [])
-    store.write("other/app", "main", [theirs], [])
+    mine = make_doc(repo=APP, summary="사용자의 비밀번호를 검증한다", name="validateUserToken", seed=5)
+    theirs = make_doc(repo=OTHER, summary="사용자의 비밀번호를 검증한다", name="validateUserToken", seed=5)
+    store.write(APP, "main", [mine], [])
+    store.write(OTHER, "main", [theirs], [])
     for query in ("비밀번호 검증", "user token"):
-        assert [i for i, _ in store.lexical_search("acme/app", "main", query, 10)] == [mine.id]
-    assert [i for i, _ in store.vector_search("acme/app", "main", mine.vector, 10)] == [mine.id]
-    assert [r.id for r in store.refs("acme/app", "main")] == [mine.id]
-    assert store.documents("acme/app", "main", [theirs.id]) == []
-    assert [d.repo for d in store.documents("other/app", "main", [theirs.id, mine.id])] == ["other/app"]
-    store.write("acme/app", "main", [], [theirs.id])  # an id of another repository deletes nothing
-    assert [d.id for d in store.documents("other/app", "main", [theirs.id])] == [theirs.id]
+        assert [i for i, _ in store.lexical_search(APP, "main", query, 10)] == [mine.id]
+    assert [i for i, _ in store.vector_search(APP, "main", mine.vector, 10)] == [mine.id]
+    assert [r.id for r in store.refs(APP, "main")] == [mine.id]
+    assert store.documents(APP, "main", [theirs.id]) == []
+    assert [d.repo_id for d in store.documents(OTHER, "main", [theirs.id, mine.id])] == [OTHER]
+    store.write(APP, "main", [], [theirs.id])  # an id of another repository deletes nothing
+    assert [d.id for d in store.documents(OTHER, "main", [theirs.id])] == [theirs.id]
 
 
 def test_dimension_change(store: Store) -> None:
     """Re-embedding a branch with the same ids in another dimension replaces its vectors; others keep theirs."""
     old = [make_doc(path=f"m{i}.py", name=f"f{i}", seed=20 + i, dimension=8) for i in range(4)]
     other = make_doc(branch="dev", seed=30, dimension=8)
-    store.write("acme/app", "main", old, [])
-    store.write("acme/app", "dev", [other], [])
-    store.set_state("acme/app", "main", "c1", "small", 8)
-    store.set_state("acme/app", "dev", "c1", "small", 8)
+    store.write(APP, "main", old, [])
+    store.write(APP, "dev", [other], [])
+    store.set_state(APP_REPO, "main", "c1", "small", 8)
+    store.set_state(APP_REPO, "dev", "c1", "small", 8)
     new = [dataclasses.replace(d, vector=unit_vector(40 + i, 16)) for i, d in enumerate(old)]
-    store.write("acme/app", "main", new[:2], [])
-    store.write("acme/app", "main", new[2:], [])
-    store.set_state("acme/app", "main", "c2", "large", 16)
-    assert len(store.refs("acme/app", "main")) == 4
-    assert all(d.vector.shape == (16,) for d in store.documents("acme/app", "main", [d.id for d in old]))
-    assert store.vector_search("acme/app", "main", new[1].vector, 2)[0][0] == new[1].id
-    state = store.branch_state("acme/app", "main")
+    store.write(APP, "main", new[:2], [])
+    store.write(APP, "main", new[2:], [])
+    store.set_state(APP_REPO, "main", "c2", "large", 16)
+    assert len(store.refs(APP, "main")) == 4
+    assert all(d.vector.shape == (16,) for d in store.documents(APP, "main", [d.id for d in old]))
+    assert store.vector_search(APP, "main", new[1].vector, 2)[0][0] == new[1].id
+    state = store.branch_state(APP, "main")
     assert (state.embedder, state.dimension, state.functions) == ("large", 16, 4)
-    assert store.vector_search("acme/app", "dev", other.vector, 2)[0][0] == other.id
-    store.drop_branch("acme/app", "dev")
+    assert store.vector_search(APP, "dev", other.vector, 2)[0][0] == other.id
+    store.drop_branch(APP, "dev")
     again = make_doc(branch="dev", seed=31, dimension=16)
-    store.write("acme/app", "dev", [again], [])
-    assert store.vector_search("acme/app", "dev", again.vector, 2)[0][0] == again.id
+    store.write(APP, "dev", [again], [])
+    assert store.vector_search(APP, "dev", again.vector, 2)[0][0] == again.id
 
 
 def test_many_documents(store: Store) -> None:
     docs = [make_doc(path=f"pkg/m{i % 40}.py", name=f"f{i}", seed=i, dimension=4) for i in range(1205)]
-    store.write("acme/app", "main", docs, [])
-    assert len(store.refs("acme/app", "main")) == 1205
-    assert len(store.refs("acme/app", "main", [f"pkg/m{i}.py" for i in range(10)])) == 305
+    store.write(APP, "main", docs, [])
+    assert len(store.refs(APP, "main")) == 1205
+    assert len(store.refs(APP, "main", [f"pkg/m{i}.py" for i in range(10)])) == 305
     ids = [d.id for d in docs[::-1]]
-    assert [d.id for d in store.documents("acme/app", "main", ids)] == ids
-    store.write("acme/app", "main", [], [d.id for d in docs[:1100]])
-    assert len(store.refs("acme/app", "main")) == 105
+    assert [d.id for d in store.documents(APP, "main", ids)] == ids
+    store.write(APP, "main", [], [d.id for d in docs[:1100]])
+    assert len(store.refs(APP, "main")) == 105
+
+
+def _index_repository(store: Store, repo: Repository, branches: tuple[str, ...] = ("main",)) -> list[Document]:
+    docs = []
+    for branch in branches:
+        doc = make_doc(repo=repo.id, branch=branch, summary="결제를 처리한다", seed=repo.id)
+        store.write(repo.id, branch, [doc], [])
+        store.set_state(repo, branch, f"c{repo.id}", "e", 8)
+        docs.append(doc)
+    store.cache_summaries(repo.id, {"m|ko|h": f"summary of {repo.id}"})
+    store.cache_vectors(repo.id, "e", {"k": unit_vector(repo.id)})
+    return docs
+
+
+def test_state_reads_are_scoped_to_one_repository_however_many_there_are(store: Store) -> None:
+    repos = [Repository(1000 + n, f"org{n % 3}/repo", n) for n in range(8)]
+    for repo in repos:
+        _index_repository(store, repo, ("main", "dev"))
+    target = repos[5]
+    assert {(s.repo_id, s.branch) for s in store.branch_states(target.id)} == {(target.id, "main"), (target.id, "dev")}
+    assert {s.installation for s in store.branch_states(target.id)} == {5}
+    assert sorted(store.repository_ids("org2/repo")) == [1002, 1005]
+    assert store.repository_ids("nobody/here") == []
+    everything = list(store.all_branch_states())
+    assert len(everything) == 16 and {s.repo_id for s in everything} == {r.id for r in repos}
+
+
+def test_rename_keeps_the_index_under_the_id(store: Store) -> None:
+    repo = Repository(77, "acme/old-name", 3)
+    [doc] = _index_repository(store, repo)
+    store.rename_repository(77, "acme/new-name")
+    assert [s.repo for s in store.branch_states(77)] == ["acme/new-name"]
+    assert store.repository_ids("acme/new-name") == [77] and store.repository_ids("acme/old-name") == []
+    assert [d.id for d in store.documents(77, "main", [doc.id])] == [doc.id]
+
+
+def test_forget_removes_everything_of_one_repository_only(store: Store) -> None:
+    gone, kept = Repository(501, "acme/secret", 9), Repository(502, "acme/public", 9)
+    gone_docs = _index_repository(store, gone, ("main", "dev"))
+    kept_docs = _index_repository(store, kept)
+    # a first run that failed before recording its commit leaves documents but no state
+    unrecorded = make_doc(repo=gone.id, branch="wip", name="half_done", seed=3)
+    store.write(gone.id, "wip", [unrecorded], [])
+    store.forget_repository(gone.id)
+    assert store.branch_states(gone.id) == [] and store.repository_ids("acme/secret") == []
+    for doc in [*gone_docs, unrecorded]:
+        assert store.documents(gone.id, doc.branch, [doc.id]) == []
+        assert store.refs(gone.id, doc.branch) == []
+        assert store.lexical_search(gone.id, doc.branch, "결제 처리", 5) == []
+        assert store.vector_search(gone.id, doc.branch, doc.vector, 5) == []
+    assert store.cached_summaries(gone.id, ["m|ko|h"]) == {}
+    assert store.cached_vectors(gone.id, "e", ["k"]) == {}
+    assert [d.id for d in store.documents(kept.id, "main", [kept_docs[0].id])] == [kept_docs[0].id]
+    assert store.cached_summaries(kept.id, ["m|ko|h"]) == {"m|ko|h": "summary of 502"}
+    assert [s.repo_id for s in store.all_branch_states()] == [kept.id]
+    store.forget_repository(gone.id)  # forgetting twice is fine
 
 
 def test_ping(store: Store) -> None:

@@ -28,6 +28,7 @@ from tests.github_standin import (
     generate_private_key,
     installation_payload,
     push_payload,
+    repository_payload,
 )
 
 APP_ID = 4711
@@ -190,26 +191,71 @@ def test_installation_queues_a_full_index_per_repository(paused, source, github)
     added = example("installation_repositories/added")
     added["installation"]["id"] = INSTALLATION
     assert post(paused, "installation_repositories", added).status_code == 202
-    assert paused.app.state.queue.full_index_pending("Codertocat/Space")
+    assert paused.app.state.queue.full_index_pending(added["repositories_added"][0]["id"])
 
 
-def test_removing_a_repository_forgets_its_index_and_mirror(tmp_path, github, keys, source):
+def test_removing_a_repository_forgets_its_index_and_mirror_once_github_confirms(tmp_path, github, keys, source):
     settings = make_settings(tmp_path / "home", github, keys)
+    widgets = source[1]
+    removed = example("installation_repositories/removed")
+    removed["installation"]["id"] = INSTALLATION
+    removed["repositories_removed"][0].update(id=widgets.id, full_name="acme/widgets")
     with TestClient(create_app(settings)) as client:
-        post(client, "installation", installation_payload([source[1]], INSTALLATION))
+        post(client, "installation", installation_payload([widgets], INSTALLATION))
         wait_idle(client)
-        runtime_store = client.app.state.workers.context.runtime.store
-        assert [state.repo for state in runtime_store.branch_states()] == ["acme/widgets"]
-        mirror = settings.home / "mirrors" / "acme/widgets.git"
+        store = client.app.state.workers.context.runtime.store
+        assert [state.repo for state in store.branch_states(widgets.id)] == ["acme/widgets"]
+        mirror = settings.home / "mirrors" / f"{widgets.id}.git"
         assert mirror.is_dir()
-        removed = example("installation_repositories/removed")
-        removed["installation"]["id"] = INSTALLATION
-        removed["repositories_removed"][0]["full_name"] = "acme/widgets"
+        # a signed removal replayed while the App can still read the repository forgets nothing
         assert post(client, "installation_repositories", removed).status_code == 202
         wait_idle(client)
-        assert runtime_store.branch_states() == [] and not mirror.exists()
+        assert store.branch_states(widgets.id) and mirror.is_dir()
+        assert github.recorded("GET", r"/installation/repositories")
+        github.revoke(widgets, INSTALLATION)
+        removed["sender"]["id"] += 1  # a real second removal is another body
+        assert post(client, "installation_repositories", removed).status_code == 202
+        wait_idle(client)
+        assert store.branch_states(widgets.id) == [] and not mirror.exists()
+        assert store.cached_summaries(widgets.id, ["x"]) == {}
     specs = installation.router.dispatch(Event("installation", "d-1", example("installation/deleted")))
-    assert [(spec.kind, spec.repo) for spec in specs] == [("forget", "octocat/Hello-World")]
+    assert [(spec.kind, spec.repo, spec.repo_id) for spec in specs] == [("forget", "octocat/Hello-World", 1296269)]
+
+
+def test_a_replayed_body_under_fresh_delivery_ids_is_queued_once(paused, source):
+    payload = comment_payload(source[1], INSTALLATION, "/ragcode search add")
+    first = post(paused, "issue_comment", payload)
+    replays = [post(paused, "issue_comment", payload) for _ in range(2)]
+    assert first.status_code == 202 and all(r.status_code == 200 and r.json()["duplicate"] for r in replays)
+    assert paused.app.state.queue.counts()["queued"] == 1
+
+
+def test_repository_events_follow_renames_and_forget_deleted_repositories(tmp_path, github, keys, source):
+    import jsonschema
+
+    schema = json.loads((WEBHOOKS / "schemas" / "schema.json").read_text())
+    settings = make_settings(tmp_path / "home", github, keys)
+    widgets = source[1]
+    with TestClient(create_app(settings)) as client:
+        post(client, "installation", installation_payload([widgets], INSTALLATION))
+        wait_idle(client)
+        store = client.app.state.workers.context.runtime.store
+        # renamed: the index stays under the id and takes the new name GitHub reports
+        github.repos["acme/gizmos"] = github.repos.pop("acme/widgets")
+        widgets.full_name = "acme/gizmos"
+        renamed = repository_payload(widgets, INSTALLATION, "renamed", repository={"name": {"from": "widgets"}})
+        jsonschema.validate(renamed, {**schema, "$ref": "#/definitions/repository$renamed"})
+        assert post(client, "repository", renamed).status_code == 202
+        wait_idle(client)
+        assert [s.repo for s in store.branch_states(widgets.id)] == ["acme/gizmos"]
+        # deleted, and someone re-creates the old name: the new repository has a new id and sees nothing
+        github.delete_repo("acme/gizmos")
+        deleted = repository_payload(widgets, INSTALLATION, "deleted")
+        jsonschema.validate(deleted, {**schema, "$ref": "#/definitions/repository$deleted"})
+        assert post(client, "repository", deleted).status_code == 202
+        wait_idle(client)
+        assert store.branch_states(widgets.id) == [] and not (settings.home / "mirrors" / f"{widgets.id}.git").exists()
+    assert github.errors == []
 
 
 def test_healthz_and_metrics(paused):
@@ -304,26 +350,37 @@ def test_mirrors_fetch_new_commits_and_prune_deleted_branches(tmp_path):
     work = make_repo(tmp_path / "src", {"a.py": "x = 1\n"})
     work.create_head("feature")
     mirrors = Mirrors(tmp_path / "mirrors", allow_file_urls=True)
-    mirror = mirrors.sync("acme/widgets", f"file://{tmp_path / 'src'}", token=None)
+    mirror = mirrors.sync(17, f"file://{tmp_path / 'src'}", token=None)
     first = branch_head(mirror, "main")
     assert first == work.head.commit.hexsha and branch_head(mirror, "feature") == first
     (tmp_path / "src/a.py").write_text("x = 2\n")
     work.index.add(["a.py"])
     second = work.index.commit("change").hexsha
     work.delete_head("feature", force=True)
-    mirror = mirrors.sync("acme/widgets", f"file://{tmp_path / 'src'}", token=None)
+    mirror = mirrors.sync(17, f"file://{tmp_path / 'src'}", token=None)
     assert branch_head(mirror, "main") == second and branch_head(mirror, "feature") is None
     assert mirror.bare and mirror.commit(first).hexsha == first  # the earlier objects are kept, not re-cloned
 
 
 def test_mirrors_refuse_file_urls_unless_allowed_and_other_schemes(tmp_path):
     with pytest.raises(MirrorError, match="RAGCODE_ALLOW_FILE_URLS"):
-        Mirrors(tmp_path).sync("acme/widgets", f"file://{tmp_path}", token=None)
+        Mirrors(tmp_path).sync(17, f"file://{tmp_path}", token=None)
     for url in ("http://github.example/a/b.git", "ssh://git@github.example/a/b.git", "/srv/a/b.git"):
         with pytest.raises(MirrorError):
-            Mirrors(tmp_path, allow_file_urls=True).sync("acme/widgets", url, token=None)
-    with pytest.raises(MirrorError):
-        Mirrors(tmp_path).path("../../etc")
+            Mirrors(tmp_path, allow_file_urls=True).sync(17, url, token=None)
+    assert Mirrors(tmp_path).path(17) == tmp_path / "17.git"
+
+
+def test_mirrors_refuse_repositories_over_the_size_limit(tmp_path):
+    make_repo(tmp_path / "src", {f"f{i}.py": f"x = {'9' * 4000}{i}\n" for i in range(40)})
+    url = f"file://{tmp_path / 'src'}"
+    with pytest.raises(MirrorError, match="RAGCODE_MAX_REPO_MB"):
+        Mirrors(tmp_path / "m1", allow_file_urls=True).sync(17, url, token=None, size_kb=5 * 1024 * 1024)
+    assert not (tmp_path / "m1" / "17.git").exists(), "a repository GitHub says is too large is not fetched"
+    with pytest.raises(MirrorError, match="RAGCODE_MAX_REPO_MB"):
+        Mirrors(tmp_path / "m2", allow_file_urls=True, max_bytes=20_000).sync(17, url, token=None)
+    assert not (tmp_path / "m2" / "17.git").exists(), "a mirror over the limit is not kept"
+    assert Mirrors(tmp_path / "m3", allow_file_urls=True).sync(17, url, token=None).bare
 
 
 def test_the_token_reaches_git_as_a_header_not_in_the_url():

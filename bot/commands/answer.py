@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from bot.commands.render import render_reply
 from bot.commands.retrieve import retrieve
-from bot.documents import Hit
+from bot.documents import Hit, Repository
 from bot.indexer.secrets import redact
 from bot.metrics import ANSWER_SECONDS
 from bot.runtime import Runtime
@@ -31,7 +31,7 @@ class Answer:
 
 def answer(
     runtime: Runtime,
-    repo: str,
+    repo: Repository,
     branch: str,
     request: str,
     *,
@@ -40,13 +40,17 @@ def answer(
     search_only: bool = False,
     lang: str | None = None,
 ) -> Answer:
-    """Retrieve the functions relevant to ``request`` in ``repo``/``branch`` and write the reply in ``lang``."""
+    """Retrieve the functions relevant to ``request`` in ``repo``'s ``branch`` and write the reply in ``lang``.
+
+    The index is found by the repository's numeric id; one recorded for another installation (the repository
+    changed hands) is never answered from.
+    """
     started = time.monotonic()
     lang = lang or runtime.settings.summary_lang
-    state = runtime.store.branch_state(repo, branch)
-    if state is None:
+    state = runtime.store.branch_state(repo.id, branch)
+    if state is None or (repo.installation and state.installation and state.installation != repo.installation):
         return Answer(markdown=_NOT_INDEXED["en" if lang == "en" else "ko"])
-    hits = retrieve(runtime, repo, branch, request, boost_paths=boost_paths)
+    hits = retrieve(runtime, repo.id, branch, request, boost_paths=boost_paths)
     body, llm = "", ""
     if hits and not search_only:
         generation = runtime.text_model.generate(request, hits, lang, repo)

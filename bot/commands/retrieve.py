@@ -39,7 +39,7 @@ def rerank(query_vector: np.ndarray, vectors: np.ndarray) -> np.ndarray:
 
 def retrieve(
     runtime: Runtime,
-    repo: str,
+    repo_id: int,
     branch: str,
     query: str,
     *,
@@ -52,14 +52,14 @@ def retrieve(
     k = k or settings.top_k
     threshold = settings.min_score if min_score is None else min_score
     query_vector = runtime.embedder.embed_query(query)
-    lexical = store.lexical_search(repo, branch, query, settings.candidates)
-    vector = store.vector_search(repo, branch, query_vector, settings.candidates)
+    lexical = store.lexical_search(repo_id, branch, query, settings.candidates)
+    vector = store.vector_search(repo_id, branch, query_vector, settings.candidates)
     fused = fuse(lexical, vector, settings.lexical_weight, settings.vector_weight)
     if not fused:
         return []
     candidates = sorted(fused, key=fused.__getitem__, reverse=True)[: settings.candidates]
     documents, vectors = [], []
-    for document in store.documents(repo, branch, candidates):
+    for document in store.documents(repo_id, branch, candidates):
         if document.vector is not None:
             documents.append(document)
             vectors.append(document.vector)

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from github import Auth, Consts, Github, GithubIntegration
+from github import Auth, Consts, Github, GithubIntegration, UnknownObjectException
+from github.PaginatedList import PaginatedList
+from github.Repository import Repository as GithubRepository
 
 from bot.config import ConfigError, Settings
 
@@ -70,6 +72,17 @@ class GitHubApp:
                 cached = Token(grant.token, _epoch(grant.expires_at))
                 self._tokens[installation_id] = cached
             return cached.value
+
+    def accessible_repository_ids(self, installation_id: int) -> set[int] | None:
+        """Ids of the repositories the installation can read (``GET /installation/repositories``); None when
+        the installation no longer exists."""
+        try:
+            client = self.client(installation_id)
+        except UnknownObjectException:
+            return None
+        repositories = PaginatedList(GithubRepository, client.requester, "/installation/repositories",
+                                     {"per_page": 100}, list_item="repositories")
+        return {repository.id for repository in repositories}
 
     def client(self, installation_id: int) -> Github:
         """A lazy PyGithub client acting as the installation."""

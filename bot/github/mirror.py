@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 import shutil
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import git
-
-NAME = re.compile(r"\A[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+\Z")
 
 
 class MirrorError(RuntimeError):
@@ -43,48 +40,63 @@ def auth_env(url: str, token: str | None) -> dict[str, str]:
 
 
 class Mirrors:
-    """One bare mirror per repository; one fetch at a time per mirror."""
+    """One bare mirror per repository, named by its numeric id; one fetch at a time per mirror."""
 
-    def __init__(self, root: Path, *, allow_file_urls: bool = False) -> None:
+    def __init__(self, root: Path, *, allow_file_urls: bool = False, timeout: float = 600.0,
+                 max_bytes: int = 4 << 30) -> None:
         self.root = Path(root)
         self.allow_file_urls = allow_file_urls
-        self._locks: dict[str, threading.Lock] = {}
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self._locks: dict[int, threading.Lock] = {}
         self._guard = threading.Lock()
 
-    def path(self, repo: str) -> Path:
-        """Where the mirror of ``owner/name`` lives."""
-        if not NAME.match(repo) or ".." in repo:
-            raise MirrorError(f"not a repository name: {repo!r}")
-        return self.root / f"{repo}.git"
+    def path(self, repo_id: int) -> Path:
+        """Where the mirror of the repository lives (a new repository under an old name never shares it)."""
+        return self.root / f"{int(repo_id)}.git"
 
-    def lock(self, repo: str) -> threading.Lock:
-        """The lock that serializes fetches into the mirror of ``repo``."""
+    def lock(self, repo_id: int) -> threading.Lock:
+        """The lock that serializes fetches into the mirror of the repository."""
         with self._guard:
-            return self._locks.setdefault(repo, threading.Lock())
+            return self._locks.setdefault(repo_id, threading.Lock())
 
-    def open(self, repo: str) -> git.Repo | None:
-        """The existing mirror of ``repo``, or None."""
-        path = self.path(repo)
+    def open(self, repo_id: int) -> git.Repo | None:
+        """The existing mirror of the repository, or None."""
+        path = self.path(repo_id)
         return git.Repo(path) if (path / "HEAD").is_file() else None
 
-    def remove(self, repo: str) -> None:
-        """Delete the mirror of ``repo`` (when the App loses access to it)."""
-        with self.lock(repo):
-            shutil.rmtree(self.path(repo), ignore_errors=True)
+    def remove(self, repo_id: int) -> None:
+        """Delete the mirror of the repository (when the App loses access to it)."""
+        with self.lock(repo_id):
+            shutil.rmtree(self.path(repo_id), ignore_errors=True)
 
-    def sync(self, repo: str, url: str, token: str | None) -> git.Repo:
-        """Create or update the mirror: git transfers only objects it does not have yet."""
+    def sync(self, repo_id: int, url: str, token: str | None, size_kb: int | None = None) -> git.Repo:
+        """Create or update the mirror: git transfers only objects it does not have yet.
+
+        A repository GitHub reports as larger than the limit is not fetched, a fetch is stopped after
+        ``timeout`` seconds, and a mirror that ends up over the limit anyway is deleted.
+        """
         check_url(url, self.allow_file_urls)
-        path = self.path(repo)
-        with self.lock(repo):
-            mirror = self.open(repo) or git.Repo.init(path, bare=True, mkdir=True)
+        if size_kb is not None and size_kb * 1024 > self.max_bytes:
+            raise MirrorError(f"repository {repo_id} is {size_kb // 1024} MB, more than RAGCODE_MAX_REPO_MB "
+                              f"({self.max_bytes >> 20} MB); it is not indexed")
+        path = self.path(repo_id)
+        with self.lock(repo_id):
+            mirror = self.open(repo_id) or git.Repo.init(path, bare=True, mkdir=True)
             env = {**os.environ, **auth_env(url, token)}
             env["GIT_ALLOW_PROTOCOL"] = "https:file" if self.allow_file_urls else "https"
             try:
-                mirror.git.fetch(url, "+refs/heads/*:refs/heads/*", "--prune", "--no-tags", env=env)
+                mirror.git.fetch(url, "+refs/heads/*:refs/heads/*", "--prune", "--no-tags", env=env,
+                                 kill_after_timeout=self.timeout)
             except git.GitCommandError as error:
                 message = (error.stderr or "").strip()
-                raise MirrorError(f"git fetch of {repo} failed: {message[-500:]}") from None
+                raise MirrorError(f"git fetch of repository {repo_id} failed or took longer than "
+                                  f"RAGCODE_FETCH_TIMEOUT ({self.timeout:.0f} s): {message[-500:]}") from None
+            used = sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
+            if used > self.max_bytes:
+                shutil.rmtree(path, ignore_errors=True)
+                raise MirrorError(f"repository {repo_id} takes {used >> 20} MB, more than RAGCODE_MAX_REPO_MB "
+                                  f"({self.max_bytes >> 20} MB); it is not indexed")
             return mirror
 
 

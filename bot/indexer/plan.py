@@ -45,6 +45,7 @@ class Plan:
     moved: int = 0
     unchanged: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    kept_hashes: dict[str, str] = field(default_factory=dict)  # document id -> stored hash, for retried summaries
     secrets_redacted: int = 0
 
 
@@ -110,13 +111,13 @@ def read_units(
 
 
 def classify(
-    repo: str, branch: str, units: Iterable[Unit], old_refs: Iterable[DocumentRef], reembed: bool, plan: Plan,
+    repo_id: int, branch: str, units: Iterable[Unit], old_refs: Iterable[DocumentRef], reembed: bool, plan: Plan,
 ) -> Plan:
     """Sort each unit into added, updated, moved, unchanged; what is left of the old documents is removed."""
     old_by_id = {ref.id: ref for ref in old_refs}
     unmatched: list[tuple[str, Unit]] = []
     for unit in units:
-        doc_id = document_id(repo, branch, unit.path, unit.name, unit.ordinal)
+        doc_id = document_id(repo_id, branch, unit.path, unit.name, unit.ordinal)
         old = old_by_id.pop(doc_id, None)
         if old is None:
             unmatched.append((doc_id, unit))

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.documents import Hit, Unit
+from bot.documents import Hit, Repository, Unit
 
 
 @dataclass
@@ -40,7 +40,7 @@ class TextModel(Protocol):
         """Summarize each unit (deduplicated by content hash); ``progress(n)`` after each n done."""
         ...
 
-    def generate(self, request: str, hits: Sequence[Hit], lang: str, repo: str) -> Generation:
+    def generate(self, request: str, hits: Sequence[Hit], lang: str, repo: Repository) -> Generation:
         """Answer ``request`` with code grounded in the retrieved functions of ``repo``."""
         ...
 

@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from bot.documents import Hit, Unit
+from bot.documents import Hit, Repository, Unit
 from bot.llm.base import Generation, SummaryResult
 from bot.markdown import fence
 from bot.text import IDENTIFIER, split_identifier
@@ -101,7 +101,11 @@ def key_words(code: str, exclude: set[str], limit: int = 12) -> list[str]:
 
 
 def extractive_summary(unit: Unit, lang: str) -> str:
-    """A summary built from the unit itself: kind, name, class, doc comment, parameters and key words."""
+    """A summary built from the unit itself: kind, name, class, doc comment, parameters and key words.
+
+    Like a model's summary it never names the file: summaries are cached by what they are made of (``Unit.hash``),
+    and the same code at another path must not carry this path.
+    """
     words = _KIND_WORDS["en" if lang == "en" else "ko"]
     short_name = unit.name.rsplit(".", 1)[-1].split("#")[0]
     name_words = " ".join(split_identifier(short_name))
@@ -110,7 +114,7 @@ def extractive_summary(unit: Unit, lang: str) -> str:
     params = parameters(unit.code, unit.language) if unit.kind not in ("module", "window") else []
     keywords = key_words(unit.code, set(split_identifier(short_name)))
     if lang == "en":
-        parts = [f"{words.get(unit.kind, 'Code')} `{unit.name}` ({name_words}) in `{unit.path}`."]
+        parts = [f"{words.get(unit.kind, 'Code')} `{unit.name}` ({name_words})."]
         if owner and unit.kind in ("method", "part"):
             parts.append(f"Belongs to `{owner}`.")
         if doc:
@@ -120,7 +124,7 @@ def extractive_summary(unit: Unit, lang: str) -> str:
         if keywords:
             parts.append("Uses: " + ", ".join(keywords) + ".")
     else:
-        parts = [f"`{unit.path}`의 {words.get(unit.kind, '코드')} `{unit.name}` ({name_words})."]
+        parts = [f"{words.get(unit.kind, '코드')} `{unit.name}` ({name_words})."]
         if owner and unit.kind in ("method", "part"):
             parts.append(f"`{owner}`에 속한다.")
         if doc:
@@ -148,7 +152,7 @@ class OfflineTextModel:
             progress(len(units))
         return result
 
-    def generate(self, request: str, hits: Sequence[Hit], lang: str, repo: str) -> Generation:
+    def generate(self, request: str, hits: Sequence[Hit], lang: str, repo: Repository) -> Generation:
         """The most relevant function's code and how to turn on generation."""
         if lang == "en":
             notice = ("ragcode runs without a language model (`RAGCODE_LLM=offline`), so it shows the most relevant "

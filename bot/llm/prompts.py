@@ -69,17 +69,20 @@ _SUMMARY_TASK = {
 }
 
 _FIELDS = {
-    "ko": ("파일", "언어", "종류", "이름", "소속"),
-    "en": ("File", "Language", "Kind", "Name", "Enclosing"),
+    "ko": ("언어", "종류", "이름", "소속"),
+    "en": ("Language", "Kind", "Name", "Enclosing"),
 }
 
 
 def summary_messages(unit: Unit, lang: str) -> tuple[str, str]:
-    """System and user message asking for a short summary of one unit."""
+    """System and user message asking for a short summary of one unit.
+
+    The file's path is left out on purpose: a summary is cached by ``Unit.hash`` (code, name, kind, context),
+    so it must not depend on, or mention, where the code lives.
+    """
     lang = _lang(lang)
-    file_, language, kind, name, enclosing = _FIELDS[lang]
+    language, kind, name, enclosing = _FIELDS[lang]
     lines = [
-        f"{file_}: {unit.path}",
         f"{language}: {unit.language}",
         f"{kind}: {unit.kind}",
         f"{name}: {unit.name}",

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from bot.documents import Hit, Unit
+from bot.documents import Hit, Repository, Unit
 from bot.llm.base import Generation, SummaryResult
 from bot.llm.prompts import (
     ANSWER_MAX_TOKENS,
@@ -355,12 +355,12 @@ class ChatTextModel:
             result.failed[hashes[index]] = error
         return result
 
-    def generate(self, request: str, hits: Sequence[Hit], lang: str, repo: str) -> Generation:
+    def generate(self, request: str, hits: Sequence[Hit], lang: str, repo: Repository) -> Generation:
         """Code for ``request`` from the retrieved functions of ``repo`` (hits of other repositories are dropped)."""
-        own = [hit for hit in hits if hit.document.repo == repo]
+        own = [hit for hit in hits if hit.document.repo_id == repo.id]
         if len(own) < len(hits):
-            log.warning("dropped %d hits from other repositories than %s", len(hits) - len(own), repo)
-        system, user = generation_messages(request, own, lang, repo)
+            log.warning("dropped %d hits from other repositories than %s", len(hits) - len(own), repo.id)
+        system, user = generation_messages(request, own, lang, repo.name)
 
         def answer(region: str) -> Reply:
             reply = self._chat(region, system, user, ANSWER_MAX_TOKENS)

@@ -14,4 +14,4 @@ def make_store(settings: Settings) -> Store:
         return OpenSearchStore(settings)
     from bot.store.local import LocalStore
 
-    return LocalStore(settings.home / "index")
+    return LocalStore(settings.home / "index", cache_bytes=settings.index_cache_mb * 1024 * 1024)

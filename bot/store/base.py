@@ -1,13 +1,17 @@
-"""The interface every index store implements; each query is scoped to one repository and branch."""
+"""The interface every index store implements.
+
+Every read and write is scoped in the store's own query to one repository (by its numeric id) and, for
+documents, one branch: no caller ever filters another tenant's rows out in Python.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
 
-from bot.documents import BranchState, Document, DocumentRef
+from bot.documents import BranchState, Document, DocumentRef, Repository
 
 
 class StoreError(RuntimeError):
@@ -15,61 +19,77 @@ class StoreError(RuntimeError):
 
 
 class Store(Protocol):
-    """Documents, index state and the summary cache of every repository."""
+    """Documents, index state and the per-repository summary and vector caches."""
 
-    def branch_state(self, repo: str, branch: str) -> BranchState | None:
-        """The indexed commit of ``repo``/``branch``, or None if it was never indexed."""
+    def branch_state(self, repo_id: int, branch: str) -> BranchState | None:
+        """The indexed commit of the repository's branch, or None if it was never indexed."""
         ...
 
-    def branch_states(self) -> list[BranchState]:
-        """Every indexed repository branch."""
+    def branch_states(self, repo_id: int) -> list[BranchState]:
+        """Every indexed branch of one repository."""
         ...
 
-    def refs(self, repo: str, branch: str, paths: Iterable[str] | None = None) -> list[DocumentRef]:
+    def repository_ids(self, name: str) -> list[int]:
+        """Ids of the indexed repositories last known under ``name`` (owner/name), most recently indexed first."""
+        ...
+
+    def all_branch_states(self) -> Iterator[BranchState]:
+        """Every indexed branch of every repository, page by page (for operators: ``ragcode status``)."""
+        ...
+
+    def refs(self, repo_id: int, branch: str, paths: Iterable[str] | None = None) -> list[DocumentRef]:
         """Stored documents of the branch, limited to ``paths`` when given."""
         ...
 
-    def pending(self, repo: str, branch: str) -> list[DocumentRef]:
+    def pending(self, repo_id: int, branch: str) -> list[DocumentRef]:
         """Documents of the branch whose summary is still a fallback (``summary_ok`` False), to retry."""
         ...
 
-    def documents(self, repo: str, branch: str, ids: Sequence[str]) -> list[Document]:
+    def documents(self, repo_id: int, branch: str, ids: Sequence[str]) -> list[Document]:
         """Full documents (vectors included) of the branch with these ids, in that order, missing ones left out."""
         ...
 
-    def write(self, repo: str, branch: str, upserts: Sequence[Document], deletes: Sequence[str]) -> None:
+    def write(self, repo_id: int, branch: str, upserts: Sequence[Document], deletes: Sequence[str]) -> None:
         """Insert or replace ``upserts`` and delete ``deletes`` (ids) in the branch; durable on return."""
         ...
 
-    def set_state(self, repo: str, branch: str, commit: str, embedder: str, dimension: int) -> None:
-        """Record ``commit`` as indexed; called last, after every write of a run."""
+    def set_state(self, repo: Repository, branch: str, commit: str, embedder: str, dimension: int) -> None:
+        """Record ``commit`` as indexed (with the repository's name and installation); called last in a run."""
         ...
 
-    def drop_branch(self, repo: str, branch: str) -> None:
+    def rename_repository(self, repo_id: int, name: str) -> None:
+        """Record the repository's new name (a ``repository.renamed`` event); its index stays."""
+        ...
+
+    def drop_branch(self, repo_id: int, branch: str) -> None:
         """Remove a branch's documents and state."""
         ...
 
-    def cached_summaries(self, keys: Sequence[str]) -> dict[str, str]:
-        """Summaries from the cache by key (model, language and content hash)."""
+    def forget_repository(self, repo_id: int) -> None:
+        """Remove everything of a repository: documents of every branch (recorded or not), state and caches."""
         ...
 
-    def cache_summaries(self, entries: dict[str, str]) -> None:
-        """Add summaries to the cache."""
+    def cached_summaries(self, repo_id: int, keys: Sequence[str]) -> dict[str, str]:
+        """Summaries from the repository's cache by key (model, language and content hash)."""
         ...
 
-    def cached_vectors(self, embedder: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        """Embeddings from the cache by embedder and text hash."""
+    def cache_summaries(self, repo_id: int, entries: dict[str, str]) -> None:
+        """Add summaries to the repository's cache."""
         ...
 
-    def cache_vectors(self, embedder: str, entries: dict[str, np.ndarray]) -> None:
-        """Add embeddings to the cache."""
+    def cached_vectors(self, repo_id: int, embedder: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """Embeddings from the repository's cache by embedder and text hash."""
         ...
 
-    def lexical_search(self, repo: str, branch: str, query: str, limit: int) -> list[tuple[str, float]]:
+    def cache_vectors(self, repo_id: int, embedder: str, entries: dict[str, np.ndarray]) -> None:
+        """Add embeddings to the repository's cache."""
+        ...
+
+    def lexical_search(self, repo_id: int, branch: str, query: str, limit: int) -> list[tuple[str, float]]:
         """(document id, score) best first, by keyword relevance (Korean morphemes and identifiers)."""
         ...
 
-    def vector_search(self, repo: str, branch: str, vector: np.ndarray, limit: int) -> list[tuple[str, float]]:
+    def vector_search(self, repo_id: int, branch: str, vector: np.ndarray, limit: int) -> list[tuple[str, float]]:
         """(document id, inner product) best first."""
         ...
 

@@ -8,6 +8,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,16 +16,18 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from bot.documents import BranchState, Document, DocumentRef
+from bot.documents import BranchState, Document, DocumentRef, Repository
 from bot.store.base import StoreError
 from bot.text import analyze, identifier_terms
 
 log = logging.getLogger(__name__)
 
+SCHEMA_VERSION = 2  # 2: rows keyed by the repository's numeric id; caches per repository
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     rowid INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
+    repo_id INTEGER NOT NULL,
     scope TEXT NOT NULL,
     path TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -40,28 +43,39 @@ CREATE TABLE IF NOT EXISTS documents (
     generation INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS documents_scope_path ON documents(scope, path);
+CREATE INDEX IF NOT EXISTS documents_repo ON documents(repo_id);
+CREATE INDEX IF NOT EXISTS documents_generation ON documents(scope, generation);
 CREATE INDEX IF NOT EXISTS documents_pending ON documents(scope) WHERE summary_ok = 0;
 CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(
     scope UNINDEXED, summary, name, path, code, tokenize = 'unicode61 remove_diacritics 0'
 );
+-- one row per branch that was ever written to; commit_sha is set once a run has recorded its commit
 CREATE TABLE IF NOT EXISTS branches (
     scope TEXT PRIMARY KEY,
-    repo TEXT NOT NULL,
+    repo_id INTEGER NOT NULL,
     branch TEXT NOT NULL,
+    name TEXT,
+    installation INTEGER,
     commit_sha TEXT,
     indexed_at REAL,
     embedder TEXT,
     dimension INTEGER,
     generation INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS branches_repo ON branches(repo_id);
+CREATE INDEX IF NOT EXISTS branches_name ON branches(name);
 -- rows deleted per branch generation: with documents.generation, the change since a Faiss snapshot
 CREATE TABLE IF NOT EXISTS tombstones (scope TEXT NOT NULL, generation INTEGER NOT NULL, row INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS tombstones_scope ON tombstones(scope, generation);
-CREATE TABLE IF NOT EXISTS summary_cache (key TEXT PRIMARY KEY, summary TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS summary_cache (
+    repo_id INTEGER NOT NULL, key TEXT NOT NULL, summary TEXT NOT NULL, PRIMARY KEY (repo_id, key)
+);
 CREATE TABLE IF NOT EXISTS vector_cache (
-    embedder TEXT NOT NULL, key TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (embedder, key)
+    repo_id INTEGER NOT NULL, embedder TEXT NOT NULL, key TEXT NOT NULL, vector BLOB NOT NULL,
+    PRIMARY KEY (repo_id, embedder, key)
 );
 """
+_OLD_TABLES = ("documents_fts", "documents", "branches", "tombstones", "summary_cache", "vector_cache")
 # BM25 weights of the FTS columns: summary, name, path, code
 _BM25 = "bm25(documents_fts, 0.0, 1.0, 2.5, 0.6, 0.8)"
 _MAX_QUERY_TERMS = 48
@@ -81,10 +95,15 @@ class _Vectors:
     snapshot: int  # generation of the newest snapshot on disk (0: none)
     changed: int  # rows added or deleted since that snapshot
 
+    @property
+    def nbytes(self) -> int:
+        """Memory the vectors take."""
+        return 0 if self.index is None else int(self.index.ntotal) * int(self.index.d) * 4
 
-def scope_of(repo: str, branch: str) -> str:
-    """The key of one repository branch; every row and every query carries it."""
-    return hashlib.sha1(f"{repo}\0{branch}".encode()).hexdigest()[:20]
+
+def scope_of(repo_id: int, branch: str) -> str:
+    """The key of one repository branch; every document row and every query carries it."""
+    return hashlib.sha1(f"{repo_id}\0{branch}".encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
 
 def _terms(text: str) -> str:
@@ -113,170 +132,223 @@ def _vector(blob: bytes | None) -> np.ndarray | None:
 
 
 class LocalStore:
-    """SQLite + Faiss in one folder; safe for threads of one process and for several processes (WAL)."""
+    """SQLite + Faiss in one folder; safe for threads of one process and for several processes (WAL).
 
-    def __init__(self, directory: Path) -> None:
+    Each thread has its own SQLite connection, so a search never waits for another branch's write; the Faiss
+    index of a branch is guarded by that branch's lock, and at most ``cache_bytes`` of vectors stay loaded
+    (least recently used branches are unloaded and reload from their snapshot when searched again).
+    """
+
+    def __init__(self, directory: Path, *, cache_bytes: int = 1 << 30) -> None:
         self.directory = Path(directory)
+        self.cache_bytes = cache_bytes
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()  # the maps below
+        self._indexes: OrderedDict[str, _Vectors] = OrderedDict()
+        self._scope_locks: dict[str, threading.Lock] = {}
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             (self.directory / "faiss").mkdir(exist_ok=True)
-            self._db = sqlite3.connect(
-                self.directory / "ragcode.sqlite3", check_same_thread=False, isolation_level=None, timeout=30
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            self._migrate()
+            self._migrate(self._db())
         except (OSError, sqlite3.Error) as error:
             raise StoreError(f"RAGCODE_HOME: cannot open the index in {self.directory}: {error}") from error
-        self._lock = threading.RLock()
-        self._indexes: dict[str, _Vectors] = {}
 
-    def _migrate(self) -> None:
-        """Bring an index made by an older version up to the current schema."""
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(documents)")}
-        if "generation" not in columns:
-            self._db.execute("ALTER TABLE documents ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
-        self._db.execute("CREATE INDEX IF NOT EXISTS documents_generation ON documents(scope, generation)")
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.directory / "ragcode.sqlite3", check_same_thread=False, isolation_level=None,
+                                 timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+            with self._guard:
+                self._connections.append(db)
+        return db
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        """Create the schema; an index of an older format is dropped (it is rebuilt by the next run)."""
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables & set(_OLD_TABLES):
+            log.warning("the index in %s has an older format (%d); it is dropped and rebuilt by the next run",
+                        self.directory, version)
+            for table in _OLD_TABLES:
+                db.execute(f"DROP TABLE IF EXISTS {table}")
+            for file in (self.directory / "faiss").glob("*"):
+                file.unlink(missing_ok=True)
+        db.executescript(_SCHEMA)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _scope_lock(self, scope: str) -> threading.Lock:
+        with self._guard:
+            return self._scope_locks.setdefault(scope, threading.Lock())
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db())
 
     # -- state -------------------------------------------------------------------------------------------
-    def branch_state(self, repo: str, branch: str) -> BranchState | None:
-        """The indexed commit of ``repo``/``branch``."""
-        states = self._states("WHERE b.scope = ?", (scope_of(repo, branch),))
+    def branch_state(self, repo_id: int, branch: str) -> BranchState | None:
+        """The indexed commit of the repository's branch."""
+        states = self._states("b.scope = ?", (scope_of(repo_id, branch),))
         return states[0] if states else None
 
-    def branch_states(self) -> list[BranchState]:
-        """Every indexed repository branch."""
-        return self._states("", ())
+    def branch_states(self, repo_id: int) -> list[BranchState]:
+        """Every indexed branch of one repository."""
+        return self._states("b.repo_id = ?", (repo_id,))
 
-    def _states(self, where: str, args: tuple[str, ...]) -> list[BranchState]:
-        sql = (
-            "SELECT b.repo, b.branch, b.commit_sha, b.indexed_at, b.embedder, b.dimension, "
-            "(SELECT COUNT(*) FROM documents d WHERE d.scope = b.scope) "
-            f"FROM branches b {where} {'AND' if where else 'WHERE'} b.commit_sha IS NOT NULL ORDER BY b.repo, b.branch"
-        )
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
-        return [
-            BranchState(repo=r[0], branch=r[1], commit=r[2], indexed_at=r[3], embedder=r[4], dimension=r[5],
-                        functions=r[6])
-            for r in rows
-        ]
+    def repository_ids(self, name: str) -> list[int]:
+        """Ids of the indexed repositories last known as ``name``, most recently indexed first."""
+        rows = self._db().execute(
+            "SELECT repo_id, MAX(indexed_at) AS latest FROM branches WHERE name = ? AND commit_sha IS NOT NULL "
+            "GROUP BY repo_id ORDER BY latest DESC", (name,)).fetchall()
+        return [int(row[0]) for row in rows]
 
-    def set_state(self, repo: str, branch: str, commit: str, embedder: str, dimension: int) -> None:
+    def all_branch_states(self) -> Iterator[BranchState]:
+        """Every indexed branch of every repository."""
+        yield from self._states("1 = 1", ())
+
+    def _states(self, where: str, args: tuple[object, ...]) -> list[BranchState]:
+        rows = self._db().execute(
+            "SELECT b.repo_id, b.name, b.installation, b.branch, b.commit_sha, b.indexed_at, b.embedder, "
+            "b.dimension, (SELECT COUNT(*) FROM documents d WHERE d.scope = b.scope) "
+            f"FROM branches b WHERE {where} AND b.commit_sha IS NOT NULL ORDER BY b.name, b.repo_id, b.branch",
+            args).fetchall()
+        return [BranchState(repo_id=r[0], repo=r[1], installation=r[2] or 0, branch=r[3], commit=r[4],
+                            indexed_at=r[5], embedder=r[6], dimension=r[7], functions=r[8]) for r in rows]
+
+    def set_state(self, repo: Repository, branch: str, commit: str, embedder: str, dimension: int) -> None:
         """Record ``commit`` as indexed (after all writes of the run)."""
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO branches (scope, repo, branch, commit_sha, indexed_at, embedder, dimension) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(scope) DO UPDATE SET commit_sha = excluded.commit_sha, "
-                "indexed_at = excluded.indexed_at, embedder = excluded.embedder, dimension = excluded.dimension",
-                (scope_of(repo, branch), repo, branch, commit, time.time(), embedder, dimension),
-            )
+        self._db().execute(
+            "INSERT INTO branches (scope, repo_id, branch, name, installation, commit_sha, indexed_at, embedder, "
+            "dimension) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(scope) DO UPDATE SET name = excluded.name, "
+            "installation = excluded.installation, commit_sha = excluded.commit_sha, "
+            "indexed_at = excluded.indexed_at, embedder = excluded.embedder, dimension = excluded.dimension",
+            (scope_of(repo.id, branch), repo.id, branch, repo.name, repo.installation, commit, time.time(), embedder,
+             dimension),
+        )
 
-    def drop_branch(self, repo: str, branch: str) -> None:
+    def rename_repository(self, repo_id: int, name: str) -> None:
+        """Record the repository's new name."""
+        self._db().execute("UPDATE branches SET name = ? WHERE repo_id = ?", (name, repo_id))
+
+    def drop_branch(self, repo_id: int, branch: str) -> None:
         """Remove a branch's documents, state and vectors."""
-        scope = scope_of(repo, branch)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("DELETE FROM documents_fts WHERE scope = ?", (scope,))
-                self._db.execute("DELETE FROM documents WHERE scope = ?", (scope,))
-                self._db.execute("DELETE FROM branches WHERE scope = ?", (scope,))
-                self._db.execute("DELETE FROM tombstones WHERE scope = ?", (scope,))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._indexes.pop(scope, None)
-            for file in (self.directory / "faiss").glob(f"{scope}.*"):
-                file.unlink(missing_ok=True)
+        self._drop_scopes([scope_of(repo_id, branch)])
+
+    def forget_repository(self, repo_id: int) -> None:
+        """Remove every branch (recorded or not), the state and the caches of a repository."""
+        db = self._db()
+        scopes = {row[0] for row in db.execute("SELECT scope FROM branches WHERE repo_id = ?", (repo_id,))}
+        scopes |= {row[0] for row in db.execute("SELECT DISTINCT scope FROM documents WHERE repo_id = ?", (repo_id,))}
+        self._drop_scopes(sorted(scopes))
+        with self._transaction() as tx:
+            tx.execute("DELETE FROM summary_cache WHERE repo_id = ?", (repo_id,))
+            tx.execute("DELETE FROM vector_cache WHERE repo_id = ?", (repo_id,))
+
+    def _drop_scopes(self, scopes: Sequence[str]) -> None:
+        for scope in scopes:
+            with self._scope_lock(scope):
+                with self._transaction() as tx:
+                    tx.execute("DELETE FROM documents_fts WHERE scope = ?", (scope,))
+                    tx.execute("DELETE FROM documents WHERE scope = ?", (scope,))
+                    tx.execute("DELETE FROM branches WHERE scope = ?", (scope,))
+                    tx.execute("DELETE FROM tombstones WHERE scope = ?", (scope,))
+                with self._guard:
+                    self._indexes.pop(scope, None)
+                for file in (self.directory / "faiss").glob(f"{scope}.*"):
+                    file.unlink(missing_ok=True)
 
     # -- documents ---------------------------------------------------------------------------------------
-    def refs(self, repo: str, branch: str, paths: Iterable[str] | None = None) -> list[DocumentRef]:
+    def refs(self, repo_id: int, branch: str, paths: Iterable[str] | None = None) -> list[DocumentRef]:
         """Stored documents of the branch, limited to ``paths`` when given."""
-        scope = scope_of(repo, branch)
+        scope = scope_of(repo_id, branch)
         sql = "SELECT id, path, name, content_hash, start_line, end_line, summary_ok FROM documents WHERE scope = ?"
-        with self._lock:
-            if paths is None:
-                rows = self._db.execute(sql, (scope,)).fetchall()
-            else:
-                rows = []
-                for chunk, marks in _batches(sorted(set(paths))):
-                    rows += self._db.execute(f"{sql} AND path IN ({marks})", (scope, *chunk)).fetchall()
+        db = self._db()
+        if paths is None:
+            rows = db.execute(sql, (scope,)).fetchall()
+        else:
+            rows = []
+            for chunk, marks in _batches(sorted(set(paths))):
+                rows += db.execute(f"{sql} AND path IN ({marks})", (scope, *chunk)).fetchall()
         return [DocumentRef(id=r[0], path=r[1], name=r[2], content_hash=r[3], start_line=r[4], end_line=r[5],
                             summary_ok=bool(r[6])) for r in rows]
 
-    def pending(self, repo: str, branch: str) -> list[DocumentRef]:
+    def pending(self, repo_id: int, branch: str) -> list[DocumentRef]:
         """Documents still waiting for a model summary."""
-        scope = scope_of(repo, branch)
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, path, name, content_hash, start_line, end_line FROM documents "
-                "WHERE scope = ? AND summary_ok = 0", (scope,)).fetchall()
+        rows = self._db().execute(
+            "SELECT id, path, name, content_hash, start_line, end_line FROM documents "
+            "WHERE scope = ? AND summary_ok = 0", (scope_of(repo_id, branch),)).fetchall()
         return [DocumentRef(id=r[0], path=r[1], name=r[2], content_hash=r[3], start_line=r[4], end_line=r[5],
                             summary_ok=False) for r in rows]
 
-    def documents(self, repo: str, branch: str, ids: Sequence[str]) -> list[Document]:
+    def documents(self, repo_id: int, branch: str, ids: Sequence[str]) -> list[Document]:
         """Full documents of the branch with these ids, in that order."""
-        scope = scope_of(repo, branch)
+        scope = scope_of(repo_id, branch)
         found: dict[str, Document] = {}
-        with self._lock:
-            for chunk, marks in _batches(ids):
-                for row in self._db.execute(
-                    "SELECT id, path, name, kind, language, start_line, end_line, code, content_hash, summary, "
-                    f"summary_ok, vector FROM documents WHERE id IN ({marks}) AND +scope = ?", (*chunk, scope)
-                ):
-                    found[row[0]] = Document(
-                        id=row[0], repo=repo, branch=branch, path=row[1], name=row[2], kind=row[3],
-                        language=row[4], start_line=row[5], end_line=row[6], code=row[7], content_hash=row[8],
-                        summary=row[9], summary_ok=bool(row[10]), vector=_vector(row[11]),
-                    )
+        db = self._db()
+        for chunk, marks in _batches(ids):
+            for row in db.execute(
+                "SELECT id, path, name, kind, language, start_line, end_line, code, content_hash, summary, "
+                f"summary_ok, vector FROM documents WHERE id IN ({marks}) AND +scope = ?", (*chunk, scope)
+            ):
+                found[row[0]] = Document(
+                    id=row[0], repo_id=repo_id, branch=branch, path=row[1], name=row[2], kind=row[3],
+                    language=row[4], start_line=row[5], end_line=row[6], code=row[7], content_hash=row[8],
+                    summary=row[9], summary_ok=bool(row[10]), vector=_vector(row[11]),
+                )
         return [found[i] for i in ids if i in found]
 
-    def write(self, repo: str, branch: str, upserts: Sequence[Document], deletes: Sequence[str]) -> None:
+    def write(self, repo_id: int, branch: str, upserts: Sequence[Document], deletes: Sequence[str]) -> None:
         """Insert or replace ``upserts`` and delete ``deletes`` in one transaction, then update the vectors."""
         if not upserts and not deletes:
             return
-        scope = scope_of(repo, branch)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+        for document in upserts:
+            if (document.repo_id, document.branch) != (repo_id, branch):
+                raise StoreError(f"document {document.id} belongs to repository {document.repo_id}@"
+                                 f"{document.branch}, not {repo_id}@{branch}")
+        scope = scope_of(repo_id, branch)
+        with self._scope_lock(scope):
+            with self._transaction() as tx:
                 # a branch starts at a clock-based generation, so one dropped and indexed again never reuses
                 # the numbers of its old snapshots
-                self._db.execute(
-                    "INSERT INTO branches (scope, repo, branch, generation) VALUES (?, ?, ?, ?) ON CONFLICT(scope) "
-                    "DO UPDATE SET generation = generation + 1", (scope, repo, branch, time.time_ns() // 1000))
-                generation = self._db.execute(
-                    "SELECT generation FROM branches WHERE scope = ?", (scope,)).fetchone()[0]
-                gone = self._rowids(scope, [*deletes, *(d.id for d in upserts)])
+                tx.execute(
+                    "INSERT INTO branches (scope, repo_id, branch, generation) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(scope) DO UPDATE SET generation = generation + 1",
+                    (scope, repo_id, branch, time.time_ns() // 1000))
+                generation = tx.execute("SELECT generation FROM branches WHERE scope = ?", (scope,)).fetchone()[0]
+                gone = self._rowids(tx, scope, [*deletes, *(d.id for d in upserts)])
                 if gone:
                     marks = ",".join("?" * len(gone))
-                    self._db.execute(f"DELETE FROM documents_fts WHERE rowid IN ({marks})", gone)
-                    self._db.execute(f"DELETE FROM documents WHERE rowid IN ({marks})", gone)
-                    self._db.executemany("INSERT INTO tombstones (scope, generation, row) VALUES (?, ?, ?)",
-                                         [(scope, generation, row) for row in gone])
+                    tx.execute(f"DELETE FROM documents_fts WHERE rowid IN ({marks})", gone)
+                    tx.execute(f"DELETE FROM documents WHERE rowid IN ({marks})", gone)
+                    tx.executemany("INSERT INTO tombstones (scope, generation, row) VALUES (?, ?, ?)",
+                                   [(scope, generation, row) for row in gone])
                 for document in upserts:
-                    cursor = self._db.execute(
-                        "INSERT INTO documents (id, scope, path, name, kind, language, start_line, end_line, code, "
-                        "content_hash, summary, summary_ok, vector, generation) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (document.id, scope, document.path, document.name, document.kind, document.language,
-                         document.start_line, document.end_line, document.code, document.content_hash,
-                         document.summary, int(document.summary_ok), _blob(document.vector), generation),
+                    cursor = tx.execute(
+                        "INSERT INTO documents (id, repo_id, scope, path, name, kind, language, start_line, end_line,"
+                        " code, content_hash, summary, summary_ok, vector, generation) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (document.id, repo_id, scope, document.path, document.name, document.kind,
+                         document.language, document.start_line, document.end_line, document.code,
+                         document.content_hash, document.summary, int(document.summary_ok), _blob(document.vector),
+                         generation),
                     )
-                    self._db.execute(
+                    tx.execute(
                         "INSERT INTO documents_fts (rowid, scope, summary, name, path, code) VALUES (?,?,?,?,?,?)",
                         (cursor.lastrowid, scope, *_fts_row(document)),
                     )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
             self._index(scope)
 
-    def _rowids(self, scope: str, ids: Sequence[str]) -> list[int]:
+    @staticmethod
+    def _rowids(db: sqlite3.Connection, scope: str, ids: Sequence[str]) -> list[int]:
         rowids: list[int] = []
         for chunk, marks in _batches(ids):
-            rowids += [r[0] for r in self._db.execute(
+            rowids += [r[0] for r in db.execute(
                 f"SELECT rowid FROM documents WHERE id IN ({marks}) AND +scope = ?", (*chunk, scope))]
         return rowids
 
@@ -284,10 +356,11 @@ class LocalStore:
     # SQLite holds every vector. Faiss keeps one index per branch in memory; on disk it keeps a snapshot named
     # after the branch generation it reflects. Opening replays the rows written and deleted since that
     # snapshot, so a crash between commit and snapshot loses nothing and a small change writes no snapshot.
+    # Callers hold the branch's lock.
 
     def _snapshot(self, scope: str) -> tuple[int, faiss.Index] | None:
         """The newest readable snapshot of the branch on disk, with its generation."""
-        current = self._db.execute("SELECT generation FROM branches WHERE scope = ?", (scope,)).fetchone()
+        current = self._db().execute("SELECT generation FROM branches WHERE scope = ?", (scope,)).fetchone()
         snapshots = sorted(((int(path.name.split(".")[1]), path)
                             for path in (self.directory / "faiss").glob(f"{scope}.*.faiss")), reverse=True)
         for generation, path in snapshots:
@@ -301,28 +374,40 @@ class LocalStore:
 
     def _index(self, scope: str) -> faiss.Index | None:
         """The branch's Faiss index at the current generation (replaying what changed since it was built)."""
-        row = self._db.execute("SELECT generation FROM branches WHERE scope = ?", (scope,)).fetchone()
+        row = self._db().execute("SELECT generation FROM branches WHERE scope = ?", (scope,)).fetchone()
         generation = row[0] if row else 0
-        vectors = self._indexes.get(scope)
+        with self._guard:
+            vectors = self._indexes.get(scope)
         if vectors is None or vectors.generation > generation:
             snapshot = self._snapshot(scope)
             vectors = _Vectors(snapshot[0], snapshot[1], snapshot[0], 0) if snapshot else _Vectors(0, None, 0, 0)
         if vectors.generation < generation:
             vectors.index, changed = self._replay(scope, vectors.generation, vectors.index)
             vectors.generation, vectors.changed = generation, vectors.changed + changed
-        self._indexes[scope] = vectors
         index = vectors.index
         if index is not None and (vectors.snapshot == 0 or vectors.changed > max(_SNAPSHOT_MIN,
                                                                                 _SNAPSHOT_SHARE * index.ntotal)):
             self._save_snapshot(scope, generation, index)
             vectors.snapshot, vectors.changed = generation, 0
+        self._keep(scope, vectors)
         return index
+
+    def _keep(self, scope: str, vectors: _Vectors) -> None:
+        """Remember the branch's index as the most recently used; unload the least recently used beyond the cap."""
+        with self._guard:
+            self._indexes[scope] = vectors
+            self._indexes.move_to_end(scope)
+            total = sum(v.nbytes for v in self._indexes.values())
+            while total > self.cache_bytes and len(self._indexes) > 1:
+                _, evicted = self._indexes.popitem(last=False)
+                total -= evicted.nbytes
 
     def _replay(self, scope: str, since: int, index: faiss.Index | None) -> tuple[faiss.Index | None, int]:
         """``index`` brought forward from generation ``since``; also how many rows changed."""
-        gone = [r[0] for r in self._db.execute(
+        db = self._db()
+        gone = [r[0] for r in db.execute(
             "SELECT row FROM tombstones WHERE scope = ? AND generation > ?", (scope, since))]
-        rows = self._db.execute(
+        rows = db.execute(
             "SELECT rowid, vector FROM documents WHERE scope = ? AND generation > ? AND vector IS NOT NULL",
             (scope, since)).fetchall()
         if index is not None and rows and index.d * 4 != len(rows[-1][1]):
@@ -342,7 +427,7 @@ class LocalStore:
 
         While a branch is being re-embedded for a new embedder, only vectors of the newest dimension count.
         """
-        rows = self._db.execute(
+        rows = self._db().execute(
             "SELECT rowid, vector FROM documents WHERE scope = ? AND vector IS NOT NULL ORDER BY rowid DESC",
             (scope,)).fetchall()
         if not rows:
@@ -362,93 +447,109 @@ class LocalStore:
         for old in (self.directory / "faiss").glob(f"{scope}.*.faiss"):
             if old != target:
                 old.unlink(missing_ok=True)
-        self._db.execute("DELETE FROM tombstones WHERE scope = ? AND generation <= ?", (scope, generation))
+        self._db().execute("DELETE FROM tombstones WHERE scope = ? AND generation <= ?", (scope, generation))
 
     # -- caches ------------------------------------------------------------------------------------------
-    def cached_summaries(self, keys: Sequence[str]) -> dict[str, str]:
-        """Summaries from the cache by key."""
+    def cached_summaries(self, repo_id: int, keys: Sequence[str]) -> dict[str, str]:
+        """Summaries from the repository's cache by key."""
         found: dict[str, str] = {}
-        with self._lock:
-            for chunk, marks in _batches(keys):
-                found.update(self._db.execute(
-                    f"SELECT key, summary FROM summary_cache WHERE key IN ({marks})", chunk).fetchall())
+        db = self._db()
+        for chunk, marks in _batches(keys):
+            found.update(db.execute(
+                f"SELECT key, summary FROM summary_cache WHERE repo_id = ? AND key IN ({marks})",
+                (repo_id, *chunk)).fetchall())
         return found
 
-    def cache_summaries(self, entries: dict[str, str]) -> None:
-        """Add summaries to the cache."""
-        with self._lock:
-            self._db.executemany("INSERT OR REPLACE INTO summary_cache (key, summary) VALUES (?, ?)",
-                                 list(entries.items()))
+    def cache_summaries(self, repo_id: int, entries: dict[str, str]) -> None:
+        """Add summaries to the repository's cache."""
+        self._db().executemany("INSERT OR REPLACE INTO summary_cache (repo_id, key, summary) VALUES (?, ?, ?)",
+                               [(repo_id, key, summary) for key, summary in entries.items()])
 
-    def cached_vectors(self, embedder: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        """Embeddings from the cache."""
+    def cached_vectors(self, repo_id: int, embedder: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """Embeddings from the repository's cache."""
         found: dict[str, np.ndarray] = {}
-        with self._lock:
-            for chunk, marks in _batches(keys):
-                for key, blob in self._db.execute(
-                    f"SELECT key, vector FROM vector_cache WHERE embedder = ? AND key IN ({marks})",
-                    (embedder, *chunk),
-                ):
-                    found[key] = np.frombuffer(blob, dtype=np.float32).copy()
+        db = self._db()
+        for chunk, marks in _batches(keys):
+            for key, blob in db.execute(
+                f"SELECT key, vector FROM vector_cache WHERE repo_id = ? AND embedder = ? AND key IN ({marks})",
+                (repo_id, embedder, *chunk),
+            ):
+                found[key] = np.frombuffer(blob, dtype=np.float32).copy()
         return found
 
-    def cache_vectors(self, embedder: str, entries: dict[str, np.ndarray]) -> None:
-        """Add embeddings to the cache."""
-        with self._lock:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO vector_cache (embedder, key, vector) VALUES (?, ?, ?)",
-                [(embedder, key, _blob(vector)) for key, vector in entries.items()],
-            )
+    def cache_vectors(self, repo_id: int, embedder: str, entries: dict[str, np.ndarray]) -> None:
+        """Add embeddings to the repository's cache."""
+        self._db().executemany(
+            "INSERT OR REPLACE INTO vector_cache (repo_id, embedder, key, vector) VALUES (?, ?, ?, ?)",
+            [(repo_id, embedder, key, _blob(vector)) for key, vector in entries.items()],
+        )
 
     # -- search ------------------------------------------------------------------------------------------
-    def lexical_search(self, repo: str, branch: str, query: str, limit: int) -> list[tuple[str, float]]:
+    def lexical_search(self, repo_id: int, branch: str, query: str, limit: int) -> list[tuple[str, float]]:
         """BM25 over summary morphemes, name and path identifiers and code identifiers, best first."""
         terms = list(dict.fromkeys(analyze(query)))[:_MAX_QUERY_TERMS]
-        if not terms:
+        if not terms or limit < 1:
             return []
         match = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT d.id, -{_BM25} AS score FROM documents_fts JOIN documents d ON d.rowid = documents_fts.rowid "
-                f"WHERE documents_fts MATCH ? AND documents_fts.scope = ? ORDER BY {_BM25} LIMIT ?",
-                (match, scope_of(repo, branch), limit),
-            ).fetchall()
+        rows = self._db().execute(
+            f"SELECT d.id, -{_BM25} AS score FROM documents_fts JOIN documents d ON d.rowid = documents_fts.rowid "
+            f"WHERE documents_fts MATCH ? AND documents_fts.scope = ? ORDER BY {_BM25} LIMIT ?",
+            (match, scope_of(repo_id, branch), limit),
+        ).fetchall()
         return [(r[0], float(r[1])) for r in rows]
 
-    def vector_search(self, repo: str, branch: str, vector: np.ndarray, limit: int) -> list[tuple[str, float]]:
+    def vector_search(self, repo_id: int, branch: str, vector: np.ndarray, limit: int) -> list[tuple[str, float]]:
         """Exact inner-product search in the branch's Faiss index, best first."""
-        scope = scope_of(repo, branch)
-        with self._lock:
+        if limit < 1:
+            return []
+        scope = scope_of(repo_id, branch)
+        with self._scope_lock(scope):
             index = self._index(scope)
             if index is None or index.ntotal == 0:
                 return []
             query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
             if query.shape[1] != index.d:
                 raise StoreError(
-                    f"RAGCODE_EMBEDDER: the index of {repo}@{branch} has {index.d}-dimensional vectors but the "
-                    f"embedder gives {query.shape[1]}; run `ragcode index --full` to re-embed"
+                    f"RAGCODE_EMBEDDER: the index of repository {repo_id}@{branch} has {index.d}-dimensional "
+                    f"vectors but the embedder gives {query.shape[1]}; run `ragcode index --full` to re-embed"
                 )
             scores, rowids = index.search(query, min(limit, index.ntotal))
-            pairs = [(int(r), float(s)) for r, s in zip(rowids[0], scores[0], strict=True) if r >= 0]
-            if not pairs:
-                return []
-            marks = ",".join("?" * len(pairs))
-            ids = dict(self._db.execute(
-                f"SELECT rowid, id FROM documents WHERE scope = ? AND rowid IN ({marks})",
-                (scope, *(r for r, _ in pairs)),
-            ).fetchall())
+        pairs = [(int(r), float(s)) for r, s in zip(rowids[0], scores[0], strict=True) if r >= 0]
+        if not pairs:
+            return []
+        marks = ",".join("?" * len(pairs))
+        ids = dict(self._db().execute(
+            f"SELECT rowid, id FROM documents WHERE scope = ? AND rowid IN ({marks})",
+            (scope, *(r for r, _ in pairs)),
+        ).fetchall())
         return [(ids[r], s) for r, s in pairs if r in ids]
 
     def ping(self) -> bool:
         """True when SQLite answers."""
         try:
-            with self._lock:
-                self._db.execute("SELECT 1").fetchone()
+            self._db().execute("SELECT 1").fetchone()
             return True
         except sqlite3.Error:
             return False
 
     def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._db.close()
+        """Close every connection."""
+        with self._guard:
+            connections, self._connections = self._connections, []
+        for db in connections:
+            db.close()
+        self._local = threading.local()
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (or ``ROLLBACK`` on error) around a block."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")

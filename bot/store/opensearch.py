@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -22,7 +23,7 @@ from opensearchpy import (
 from opensearchpy import ConnectionError as OpenSearchConnectionError
 
 from bot.config import ConfigError, Settings
-from bot.documents import BranchState, Document, DocumentRef
+from bot.documents import BranchState, Document, DocumentRef, Repository
 from bot.store import opensearch_bodies as bodies
 from bot.store.base import StoreError
 
@@ -33,8 +34,6 @@ BULK_ATTEMPTS = 5
 BULK_BACKOFF = 0.2  # seconds before the first retry of throttled bulk items; doubles each time
 BULK_MAX_ACTIONS = 1000
 BULK_MAX_BYTES = 8 * 1024 * 1024  # below the 10 MB request limit of the smallest managed instances
-PAGE = 1000  # ids or paths per query, documents per page
-MAX_BRANCHES = 10_000
 _INDEX_PREFIX = re.compile(r"[a-z0-9][a-z0-9_.-]{0,200}")
 
 
@@ -67,10 +66,13 @@ class OpenSearchStore:
             raise ConfigError("RAGCODE_OPENSEARCH_AWS_SERVICE: must be es (managed domains) or aoss (serverless)")
         if settings.opensearch_shards < 1:
             raise ConfigError("RAGCODE_OPENSEARCH_SHARDS: must be at least 1")
+        if not 1 <= settings.opensearch_page_size <= 10_000:
+            raise ConfigError("RAGCODE_OPENSEARCH_PAGE_SIZE: must be between 1 and 10000 (the result window)")
         if settings.opensearch_timeout <= 0:
             raise ConfigError("RAGCODE_OPENSEARCH_TIMEOUT: must be positive")
         self.url = settings.opensearch_url
         self.prefix = prefix
+        self.page_size = settings.opensearch_page_size
         self.serverless = settings.opensearch_aws_sigv4 and settings.opensearch_aws_service == "aoss"
         self.shards: int | None = None if self.serverless else settings.opensearch_shards
         self.client = OpenSearch(
@@ -180,39 +182,70 @@ class OpenSearchStore:
 
     # --- state ---------------------------------------------------------------------------------
 
-    def branch_state(self, repo: str, branch: str) -> BranchState | None:
-        """The indexed commit of ``repo``/``branch``, or None if it was never indexed."""
+    def branch_state(self, repo_id: int, branch: str) -> BranchState | None:
+        """The indexed commit of the repository's branch, or None if it was never indexed."""
         try:
-            response = self.client.get(index=bodies.state_index(self.prefix), id=bodies.state_id(repo, branch))
+            response = self.client.get(index=bodies.state_index(self.prefix), id=bodies.state_id(repo_id, branch))
         except NotFoundError:
             return None
         except (TransportError, OpenSearchConnectionError) as error:
             raise StoreError(f"OpenSearch get failed: {_reason(error)}") from None
         state = bodies.state_from_source(response["_source"])
-        return state if (state.repo, state.branch) == (repo, branch) else None
+        return state if (state.repo_id, state.branch) == (repo_id, branch) else None
 
-    def branch_states(self) -> list[BranchState]:
-        """Every indexed repository branch."""
-        hits = self._search(bodies.state_index(self.prefix), bodies.branch_states_body(MAX_BRANCHES))
-        return [bodies.state_from_source(hit["_source"]) for hit in hits]
+    def branch_states(self, repo_id: int) -> list[BranchState]:
+        """Every indexed branch of one repository."""
+        return list(self._states(repo_id=repo_id))
 
-    def set_state(self, repo: str, branch: str, commit: str, embedder: str, dimension: int) -> None:
+    def repository_ids(self, name: str) -> list[int]:
+        """Ids of the indexed repositories last known as ``name``, most recently indexed first."""
+        latest: dict[int, float] = {}
+        for state in self._states(name=name):
+            latest[state.repo_id] = max(latest.get(state.repo_id, 0.0), state.indexed_at)
+        return sorted(latest, key=lambda repo_id: -latest[repo_id])
+
+    def all_branch_states(self) -> Iterator[BranchState]:
+        """Every indexed branch of every repository, page by page (no cap on how many)."""
+        return self._states()
+
+    def _states(self, *, repo_id: int | None = None, name: str | None = None) -> Iterator[BranchState]:
+        after: list[Any] | None = None
+        while True:
+            body = bodies.branch_states_body(self.page_size, repo_id=repo_id, name=name, after=after)
+            hits = self._search(bodies.state_index(self.prefix), body)
+            for hit in hits:
+                yield bodies.state_from_source(hit["_source"])
+            if len(hits) < self.page_size:
+                return
+            after = hits[-1]["sort"]
+
+    def set_state(self, repo: Repository, branch: str, commit: str, embedder: str, dimension: int) -> None:
         """Record ``commit`` as indexed, then drop the branch's documents left in other dimensions' indices."""
         indices = self._documents_indices()
         for other_dimension, index in indices.items():
             if other_dimension != dimension:
-                self._delete_branch_in(index, repo, branch)
+                self._delete_in(index, bodies.delete_branch_body(repo.id, branch), f"{repo.name}@{branch}")
         functions = 0
         if dimension in indices:
             functions = self._call("count", self.client.count, index=indices[dimension],
-                                   body=bodies.count_branch_body(repo, branch))["count"]
-        state = BranchState(repo=repo, branch=branch, commit=commit, functions=int(functions),
-                            indexed_at=time.time(), embedder=embedder, dimension=dimension)
-        self._call("index", self.client.index, index=bodies.state_index(self.prefix),
-                   id=bodies.state_id(repo, branch), body=bodies.state_source(state), params={"refresh": "true"})
+                                   body=bodies.count_branch_body(repo.id, branch))["count"]
+        state = BranchState(repo_id=repo.id, repo=repo.name, installation=repo.installation, branch=branch,
+                            commit=commit, functions=int(functions), indexed_at=time.time(), embedder=embedder,
+                            dimension=dimension)
+        self._put_state(state)
         for other_dimension, index in indices.items():
             if other_dimension != dimension:
                 self._drop_if_empty(index)
+
+    def _put_state(self, state: BranchState) -> None:
+        self._call("index", self.client.index, index=bodies.state_index(self.prefix),
+                   id=bodies.state_id(state.repo_id, state.branch), body=bodies.state_source(state),
+                   params={"refresh": "true"})
+
+    def rename_repository(self, repo_id: int, name: str) -> None:
+        """Record the repository's new name on each of its branch states."""
+        for state in self.branch_states(repo_id):
+            self._put_state(dataclasses.replace(state, repo=name))
 
     def _drop_if_empty(self, index: str) -> None:
         """Delete a documents index of an abandoned dimension once no branch has documents in it."""
@@ -224,110 +257,117 @@ class OpenSearchStore:
             except NotFoundError:
                 pass
 
-    def drop_branch(self, repo: str, branch: str) -> None:
+    def drop_branch(self, repo_id: int, branch: str) -> None:
         """Remove a branch's documents and state."""
         for index in self._documents_indices().values():
-            self._delete_branch_in(index, repo, branch)
+            self._delete_in(index, bodies.delete_branch_body(repo_id, branch), f"repository {repo_id}@{branch}")
         try:
-            self.client.delete(index=bodies.state_index(self.prefix), id=bodies.state_id(repo, branch),
+            self.client.delete(index=bodies.state_index(self.prefix), id=bodies.state_id(repo_id, branch),
                                params={"refresh": "true"})
         except NotFoundError:
             pass
         except (TransportError, OpenSearchConnectionError) as error:
             raise StoreError(f"OpenSearch delete failed: {_reason(error)}") from None
 
-    def _delete_branch_in(self, index: str, repo: str, branch: str) -> None:
-        response = self._call("delete_by_query", self.client.delete_by_query, index=index,
-                              body=bodies.delete_branch_body(repo, branch),
+    def forget_repository(self, repo_id: int) -> None:
+        """Delete every document, state and cache entry of the repository, each by one query on its id."""
+        targets = [bodies.documents_pattern(self.prefix), bodies.state_index(self.prefix),
+                   bodies.summaries_index(self.prefix), bodies.vectors_index(self.prefix)]
+        for index in targets:
+            self._delete_in(index, bodies.delete_repository_body(repo_id), f"repository {repo_id}")
+
+    def _delete_in(self, index: str, body: dict[str, Any], what: str) -> None:
+        response = self._call("delete_by_query", self.client.delete_by_query, index=index, body=body,
                               params={"refresh": "true", "conflicts": "proceed", "ignore_unavailable": "true"})
         if response.get("failures"):
-            raise StoreError(f"OpenSearch could not delete every document of {repo}@{branch} in {index}: "
+            raise StoreError(f"OpenSearch could not delete every document of {what} in {index}: "
                              f"{json.dumps(response['failures'][0])[:300]}")
 
     # --- documents -----------------------------------------------------------------------------
 
-    def refs(self, repo: str, branch: str, paths: Iterable[str] | None = None) -> list[DocumentRef]:
+    def refs(self, repo_id: int, branch: str, paths: Iterable[str] | None = None) -> list[DocumentRef]:
         """Stored documents of the branch, limited to ``paths`` when given."""
-        return self._refs(repo, branch, paths)
+        return self._refs(repo_id, branch, paths)
 
-    def pending(self, repo: str, branch: str) -> list[DocumentRef]:
+    def pending(self, repo_id: int, branch: str) -> list[DocumentRef]:
         """Documents of the branch whose summary is still a fallback (``summary_ok`` False), to retry."""
-        return self._refs(repo, branch, None, pending=True)
+        return self._refs(repo_id, branch, None, pending=True)
 
-    def _refs(self, repo: str, branch: str, paths: Iterable[str] | None, pending: bool = False) -> list[DocumentRef]:
+    def _refs(self, repo_id: int, branch: str, paths: Iterable[str] | None, pending: bool = False) -> list[DocumentRef]:
         pattern = bodies.documents_pattern(self.prefix)
         groups: list[Sequence[str] | None]
         if paths is None:
             groups = [None]
         else:
             wanted = sorted(set(paths))
-            groups = list(_chunks(wanted, PAGE))
+            groups = list(_chunks(wanted, self.page_size))
         refs: list[DocumentRef] = []
         for group in groups:
             after: str | None = None
             while True:
-                hits = self._search(pattern, bodies.refs_search_body(repo, branch, group, PAGE, after,
+                hits = self._search(pattern, bodies.refs_search_body(repo_id, branch, group, self.page_size, after,
                                                                      pending=pending))
                 refs.extend(bodies.ref_from_source(hit["_source"]) for hit in hits)
-                if len(hits) < PAGE:
+                if len(hits) < self.page_size:
                     break
                 after = hits[-1]["sort"][0]
         return refs
 
-    def documents(self, repo: str, branch: str, ids: Sequence[str]) -> list[Document]:
+    def documents(self, repo_id: int, branch: str, ids: Sequence[str]) -> list[Document]:
         """Full documents (vectors included) of the branch with these ids, in that order, missing ones left out."""
         found: dict[str, Document] = {}
-        for chunk in _chunks(list(dict.fromkeys(ids)), PAGE):
-            for hit in self._search(bodies.documents_pattern(self.prefix), bodies.ids_search_body(repo, branch, chunk)):
+        for chunk in _chunks(list(dict.fromkeys(ids)), self.page_size):
+            for hit in self._search(bodies.documents_pattern(self.prefix), bodies.ids_search_body(repo_id, branch, chunk)):
                 document = bodies.document_from_source(hit["_source"])
-                if (document.repo, document.branch) == (repo, branch):
+                if (document.repo_id, document.branch) == (repo_id, branch):
                     found[hit["_id"]] = document
         return [found[doc_id] for doc_id in ids if doc_id in found]
 
-    def _locate(self, repo: str, branch: str, ids: Sequence[str]) -> list[tuple[str, str]]:
+    def _locate(self, repo_id: int, branch: str, ids: Sequence[str]) -> list[tuple[str, str]]:
         """(index, id) of the branch's documents among ``ids``; ids of other branches are never found."""
         located: list[tuple[str, str]] = []
-        for chunk in _chunks(list(dict.fromkeys(ids)), PAGE):
-            body = bodies.ids_search_body(repo, branch, chunk, source=False)
+        for chunk in _chunks(list(dict.fromkeys(ids)), self.page_size):
+            body = bodies.ids_search_body(repo_id, branch, chunk, source=False)
             located.extend((hit["_index"], hit["_id"])
                            for hit in self._search(bodies.documents_pattern(self.prefix), body))
         return located
 
-    def write(self, repo: str, branch: str, upserts: Sequence[Document], deletes: Sequence[str]) -> None:
+    def write(self, repo_id: int, branch: str, upserts: Sequence[Document], deletes: Sequence[str]) -> None:
         """Insert or replace ``upserts`` and delete ``deletes`` (ids) in the branch; durable on return."""
         for document in upserts:
-            if (document.repo, document.branch) != (repo, branch):
-                raise StoreError(f"document {document.id} belongs to {document.repo}@{document.branch}, "
-                                 f"not {repo}@{branch}")
+            if (document.repo_id, document.branch) != (repo_id, branch):
+                raise StoreError(f"document {document.id} belongs to repository {document.repo_id}@"
+                                 f"{document.branch}, not {repo_id}@{branch}")
         indices = self._documents_indices()
         lines: list[dict[str, Any]] = []
         if upserts:
-            dimension = self._dimension(repo, branch, upserts, indices)
+            dimension = self._dimension(repo_id, branch, upserts, indices)
             target = bodies.documents_index(self.prefix, dimension)
             if dimension not in indices:
                 self._ensure_index(target, bodies.documents_index_body(dimension, self.shards))
             lines += bodies.bulk_index_lines(target, ((d.id, bodies.document_source(d)) for d in upserts))
             if set(indices) - {dimension}:
                 # A document moves to the new dimension's index: drop its copy from the old one.
-                stale = self._locate(repo, branch, [d.id for d in upserts])
+                stale = self._locate(repo_id, branch, [d.id for d in upserts])
                 lines += bodies.bulk_delete_lines(item for item in stale if item[0] != target)
         if deletes:
-            lines += bodies.bulk_delete_lines(self._locate(repo, branch, deletes))
+            lines += bodies.bulk_delete_lines(self._locate(repo_id, branch, deletes))
         self._bulk(lines)
 
-    def _dimension(self, repo: str, branch: str, upserts: Sequence[Document], indices: dict[int, str]) -> int:
+    def _dimension(self, repo_id: int, branch: str, upserts: Sequence[Document], indices: dict[int, str]) -> int:
         """The dimension of the documents index ``upserts`` go to."""
         dimensions = {int(np.asarray(d.vector).size) for d in upserts if d.vector is not None}
         if len(dimensions) > 1:
-            raise StoreError(f"vectors of different dimensions ({sorted(dimensions)}) in one write to {repo}@{branch}")
+            raise StoreError(f"vectors of different dimensions ({sorted(dimensions)}) in one write to repository {repo_id}@{branch}")
         if dimensions:
             return dimensions.pop()
-        state = self.branch_state(repo, branch)
+        state = self.branch_state(repo_id, branch)
         if state is not None and state.dimension in indices:
             return state.dimension
         if len(indices) == 1:
             return next(iter(indices))
-        raise StoreError(f"cannot tell which vector dimension documents without vectors of {repo}@{branch} belong to")
+        raise StoreError(f"cannot tell which vector dimension documents without vectors of repository {repo_id}@{branch} belong "
+                         "to")
 
     def _bulk(self, lines: list[dict[str, Any]]) -> None:
         """Send bulk lines in requests of bounded size; retry throttled items, raise on the others."""
@@ -402,56 +442,58 @@ class OpenSearchStore:
 
     def _mget(self, index: str, ids: list[str]) -> dict[str, dict[str, Any]]:
         sources: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(ids, PAGE):
+        for chunk in _chunks(ids, self.page_size):
             response = self._call("mget", self.client.mget, index=index, body=bodies.mget_body(chunk))
             for doc in response["docs"]:
                 if doc.get("found"):
                     sources[doc["_id"]] = doc["_source"]
         return sources
 
-    def cached_summaries(self, keys: Sequence[str]) -> dict[str, str]:
-        """Summaries from the cache by key (model, language and content hash)."""
-        ids = {bodies.cache_id(key): key for key in keys}
+    def cached_summaries(self, repo_id: int, keys: Sequence[str]) -> dict[str, str]:
+        """Summaries from the repository's cache by key (model, language and content hash)."""
+        ids = {bodies.summary_id(repo_id, key): key for key in keys}
         sources = self._mget(bodies.summaries_index(self.prefix), list(ids))
         return {ids[doc_id]: source["summary"] for doc_id, source in sources.items()
-                if source.get("key") == ids[doc_id]}
+                if (source.get("repo_id"), source.get("key")) == (repo_id, ids[doc_id])}
 
-    def cache_summaries(self, entries: dict[str, str]) -> None:
-        """Add summaries to the cache."""
+    def cache_summaries(self, repo_id: int, entries: dict[str, str]) -> None:
+        """Add summaries to the repository's cache."""
         index = bodies.summaries_index(self.prefix)
-        self._bulk(bodies.bulk_index_lines(
-            index, ((bodies.cache_id(key), bodies.summary_source(key, summary)) for key, summary in entries.items())))
+        self._bulk(bodies.bulk_index_lines(index, (
+            (bodies.summary_id(repo_id, key), bodies.summary_source(repo_id, key, summary))
+            for key, summary in entries.items())))
 
-    def cached_vectors(self, embedder: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        """Embeddings from the cache by embedder and text hash."""
-        ids = {bodies.cache_id(embedder, key): key for key in keys}
+    def cached_vectors(self, repo_id: int, embedder: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """Embeddings from the repository's cache by embedder and text hash."""
+        ids = {bodies.vector_id(repo_id, embedder, key): key for key in keys}
         sources = self._mget(bodies.vectors_index(self.prefix), list(ids))
         return {ids[doc_id]: bodies.vector_from_source(source) for doc_id, source in sources.items()
-                if (source.get("embedder"), source.get("key")) == (embedder, ids[doc_id])}
+                if (source.get("repo_id"), source.get("embedder"), source.get("key")) == (repo_id, embedder,
+                                                                                          ids[doc_id])}
 
-    def cache_vectors(self, embedder: str, entries: dict[str, np.ndarray]) -> None:
-        """Add embeddings to the cache."""
+    def cache_vectors(self, repo_id: int, embedder: str, entries: dict[str, np.ndarray]) -> None:
+        """Add embeddings to the repository's cache."""
         index = bodies.vectors_index(self.prefix)
         self._bulk(bodies.bulk_index_lines(index, (
-            (bodies.cache_id(embedder, key), bodies.vector_source(embedder, key, vector))
+            (bodies.vector_id(repo_id, embedder, key), bodies.vector_source(repo_id, embedder, key, vector))
             for key, vector in entries.items())))
 
     # --- search --------------------------------------------------------------------------------
 
-    def lexical_search(self, repo: str, branch: str, query: str, limit: int) -> list[tuple[str, float]]:
+    def lexical_search(self, repo_id: int, branch: str, query: str, limit: int) -> list[tuple[str, float]]:
         """(document id, score) best first, by keyword relevance (Korean morphemes and identifiers)."""
         if not query.strip() or limit < 1:
             return []
         hits = self._search(bodies.documents_pattern(self.prefix),
-                            bodies.lexical_search_body(repo, branch, query, limit))
+                            bodies.lexical_search_body(repo_id, branch, query, limit))
         return [(hit["_id"], float(hit["_score"])) for hit in hits]
 
-    def vector_search(self, repo: str, branch: str, vector: np.ndarray, limit: int) -> list[tuple[str, float]]:
+    def vector_search(self, repo_id: int, branch: str, vector: np.ndarray, limit: int) -> list[tuple[str, float]]:
         """(document id, inner product) best first."""
         if limit < 1:
             return []
         index = bodies.documents_index(self.prefix, int(np.asarray(vector).size))
-        hits = self._search(index, bodies.knn_search_body(repo, branch, vector, limit))
+        hits = self._search(index, bodies.knn_search_body(repo_id, branch, vector, limit))
         return [(hit["_id"], bodies.inner_product(float(hit["_score"]))) for hit in hits]
 
     def ping(self) -> bool:

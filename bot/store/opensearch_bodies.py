@@ -26,38 +26,41 @@ IDENTIFIER_PATTERN = (r"[^\p{L}\p{N}]+"
 LEXICAL_FIELDS = ("name^3", "summary^2", "path.parts", "code")
 REF_FIELDS = ("id", "path", "name", "content_hash", "start_line", "end_line", "summary_ok")
 HNSW_PARAMETERS = {"m": 16, "ef_construction": 128}
+# Index names carry the format: v2 keys every row by the repository's numeric id. Indices of an older format
+# are left alone (see docs/opensearch.md on upgrading); nothing reads them.
+FORMAT = "v2"
 
 
 def documents_index(prefix: str, dimension: int) -> str:
     """The documents index for vectors of ``dimension``: one per dimension, so embedders can change."""
-    return f"{prefix}-documents-{dimension}"
+    return f"{prefix}-{FORMAT}-documents-{dimension}"
 
 
 def documents_pattern(prefix: str) -> str:
     """A pattern matching every documents index of ``prefix``."""
-    return f"{prefix}-documents-*"
+    return f"{prefix}-{FORMAT}-documents-*"
 
 
 def dimension_of(prefix: str, index: str) -> int | None:
     """The dimension in a documents index name, None for other names."""
-    head = f"{prefix}-documents-"
+    head = f"{prefix}-{FORMAT}-documents-"
     tail = index.removeprefix(head)
     return int(tail) if index.startswith(head) and tail.isdigit() else None
 
 
 def state_index(prefix: str) -> str:
     """The index of branch states."""
-    return f"{prefix}-state"
+    return f"{prefix}-{FORMAT}-state"
 
 
 def summaries_index(prefix: str) -> str:
     """The summary cache index."""
-    return f"{prefix}-summaries"
+    return f"{prefix}-{FORMAT}-summaries"
 
 
 def vectors_index(prefix: str) -> str:
     """The embedding cache index."""
-    return f"{prefix}-vectors"
+    return f"{prefix}-{FORMAT}-vectors"
 
 
 def _index_settings(shards: int | None) -> dict[str, Any]:
@@ -93,7 +96,7 @@ def documents_index_body(dimension: int, shards: int | None = 1) -> dict[str, An
             "dynamic": "strict",
             "properties": {
                 "id": {"type": "keyword"},
-                "repo": {"type": "keyword"},
+                "repo_id": {"type": "long"},
                 "branch": {"type": "keyword"},
                 "path": {"type": "keyword",
                          "fields": {"parts": {"type": "text", "analyzer": "ragcode_identifier"}}},
@@ -125,7 +128,9 @@ def state_index_body(shards: int | None = 1) -> dict[str, Any]:
     return {
         "settings": {"index": {**_index_settings(shards)}},
         "mappings": {"dynamic": "strict", "properties": {
+            "repo_id": {"type": "long"},
             "repo": {"type": "keyword"},
+            "installation": {"type": "long"},
             "branch": {"type": "keyword"},
             "commit": {"type": "keyword"},
             "functions": {"type": "integer"},
@@ -141,6 +146,7 @@ def summaries_index_body(shards: int | None = 1) -> dict[str, Any]:
     return {
         "settings": {"index": {**_index_settings(shards)}},
         "mappings": {"dynamic": "strict", "properties": {
+            "repo_id": {"type": "long"},
             "key": {"type": "keyword", "index": False},
             "summary": {"type": "text", "index": False},
         }},
@@ -152,6 +158,7 @@ def vectors_index_body(shards: int | None = 1) -> dict[str, Any]:
     return {
         "settings": {"index": {**_index_settings(shards)}},
         "mappings": {"dynamic": "strict", "properties": {
+            "repo_id": {"type": "long"},
             "embedder": {"type": "keyword", "index": False},
             "key": {"type": "keyword", "index": False},
             "vector": {"type": "binary"},
@@ -164,15 +171,15 @@ def cache_id(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def state_id(repo: str, branch: str) -> str:
+def state_id(repo_id: int, branch: str) -> str:
     """Document id of a branch state."""
-    return cache_id(repo, branch)
+    return cache_id(str(repo_id), branch)
 
 
 def document_source(document: Document) -> dict[str, Any]:
     """The stored form of a document."""
     source: dict[str, Any] = {
-        "id": document.id, "repo": document.repo, "branch": document.branch, "path": document.path,
+        "id": document.id, "repo_id": document.repo_id, "branch": document.branch, "path": document.path,
         "name": document.name, "kind": document.kind, "language": document.language,
         "start_line": document.start_line, "end_line": document.end_line, "code": document.code,
         "content_hash": document.content_hash, "summary": document.summary, "summary_ok": document.summary_ok,
@@ -186,7 +193,7 @@ def document_from_source(source: dict[str, Any]) -> Document:
     """A document from its stored form."""
     vector = source.get(VECTOR_FIELD)
     return Document(
-        id=source["id"], repo=source["repo"], branch=source["branch"], path=source["path"],
+        id=source["id"], repo_id=int(source["repo_id"]), branch=source["branch"], path=source["path"],
         name=source["name"], kind=source["kind"], language=source["language"],
         start_line=int(source["start_line"]), end_line=int(source["end_line"]), code=source["code"],
         content_hash=source["content_hash"], summary=source["summary"],
@@ -204,26 +211,40 @@ def ref_from_source(source: dict[str, Any]) -> DocumentRef:
 
 def state_source(state: BranchState) -> dict[str, Any]:
     """The stored form of a branch state."""
-    return {"repo": state.repo, "branch": state.branch, "commit": state.commit, "functions": state.functions,
+    return {"repo_id": state.repo_id, "repo": state.repo, "installation": state.installation,
+            "branch": state.branch, "commit": state.commit, "functions": state.functions,
             "indexed_at": state.indexed_at, "embedder": state.embedder, "dimension": state.dimension}
 
 
 def state_from_source(source: dict[str, Any]) -> BranchState:
     """A branch state from its stored form."""
-    return BranchState(repo=source["repo"], branch=source["branch"], commit=source["commit"],
-                       functions=int(source["functions"]), indexed_at=float(source["indexed_at"]),
-                       embedder=source["embedder"], dimension=int(source["dimension"]))
+    return BranchState(repo_id=int(source["repo_id"]), repo=source["repo"],
+                       installation=int(source.get("installation") or 0), branch=source["branch"],
+                       commit=source["commit"], functions=int(source["functions"]),
+                       indexed_at=float(source["indexed_at"]), embedder=source["embedder"],
+                       dimension=int(source["dimension"]))
 
 
-def summary_source(key: str, summary: str) -> dict[str, Any]:
+def summary_id(repo_id: int, key: str) -> str:
+    """Document id of a cached summary of one repository."""
+    return cache_id(str(repo_id), key)
+
+
+def vector_id(repo_id: int, embedder: str, key: str) -> str:
+    """Document id of a cached embedding of one repository."""
+    return cache_id(str(repo_id), embedder, key)
+
+
+def summary_source(repo_id: int, key: str, summary: str) -> dict[str, Any]:
     """The stored form of a cached summary."""
-    return {"key": key, "summary": summary}
+    return {"repo_id": repo_id, "key": key, "summary": summary}
 
 
-def vector_source(embedder: str, key: str, vector: np.ndarray) -> dict[str, Any]:
+def vector_source(repo_id: int, embedder: str, key: str, vector: np.ndarray) -> dict[str, Any]:
     """The stored form of a cached embedding."""
     data = np.ascontiguousarray(vector, dtype="<f4").ravel().tobytes()
-    return {"embedder": embedder, "key": key, "vector": base64.b64encode(data).decode("ascii")}
+    return {"repo_id": repo_id, "embedder": embedder, "key": key,
+            "vector": base64.b64encode(data).decode("ascii")}
 
 
 def vector_from_source(source: dict[str, Any]) -> np.ndarray:
@@ -245,15 +266,20 @@ def bulk_delete_lines(items: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
     return [{"delete": {"_index": index, "_id": doc_id}} for index, doc_id in items]
 
 
-def branch_filter(repo: str, branch: str) -> list[dict[str, Any]]:
+def repository_query(repo_id: int) -> dict[str, Any]:
+    """A filter-only query for every row of one repository (documents, state or cache entries)."""
+    return {"bool": {"filter": [{"term": {"repo_id": repo_id}}]}}
+
+
+def branch_filter(repo_id: int, branch: str) -> list[dict[str, Any]]:
     """The term filters that scope a query to one repository branch."""
-    return [{"term": {"repo": repo}}, {"term": {"branch": branch}}]
+    return [{"term": {"repo_id": repo_id}}, {"term": {"branch": branch}}]
 
 
-def branch_query(repo: str, branch: str, *, ids: Sequence[str] | None = None,
+def branch_query(repo_id: int, branch: str, *, ids: Sequence[str] | None = None,
                  paths: Sequence[str] | None = None, pending: bool = False) -> dict[str, Any]:
     """A filter-only query for a branch's documents, optionally limited to ids, paths or fallback summaries."""
-    clauses = branch_filter(repo, branch)
+    clauses = branch_filter(repo_id, branch)
     if ids is not None:
         clauses.append({"ids": {"values": list(ids)}})
     if paths is not None:
@@ -263,7 +289,7 @@ def branch_query(repo: str, branch: str, *, ids: Sequence[str] | None = None,
     return {"bool": {"filter": clauses}}
 
 
-def lexical_search_body(repo: str, branch: str, query: str, limit: int) -> dict[str, Any]:
+def lexical_search_body(repo_id: int, branch: str, query: str, limit: int) -> dict[str, Any]:
     """Keyword search over summary (Nori), name and code (identifier parts) and path, in one branch."""
     return {
         "size": limit,
@@ -272,12 +298,12 @@ def lexical_search_body(repo: str, branch: str, query: str, limit: int) -> dict[
         "query": {"bool": {
             "must": [{"multi_match": {"query": query, "fields": list(LEXICAL_FIELDS),
                                       "type": "best_fields", "tie_breaker": 0.3}}],
-            "filter": branch_filter(repo, branch),
+            "filter": branch_filter(repo_id, branch),
         }},
     }
 
 
-def knn_search_body(repo: str, branch: str, vector: np.ndarray, limit: int) -> dict[str, Any]:
+def knn_search_body(repo_id: int, branch: str, vector: np.ndarray, limit: int) -> dict[str, Any]:
     """Nearest neighbours of ``vector`` in one branch, filtered inside the graph search."""
     return {
         "size": limit,
@@ -286,7 +312,7 @@ def knn_search_body(repo: str, branch: str, vector: np.ndarray, limit: int) -> d
         "query": {"knn": {VECTOR_FIELD: {
             "vector": np.asarray(vector, dtype=np.float32).ravel().tolist(),
             "k": limit,
-            "filter": {"bool": {"filter": branch_filter(repo, branch)}},
+            "filter": {"bool": {"filter": branch_filter(repo_id, branch)}},
         }}},
     }
 
@@ -296,30 +322,35 @@ def inner_product(score: float) -> float:
     return 2.0 * score - 1.0
 
 
-def ids_search_body(repo: str, branch: str, ids: Sequence[str], source: bool | Sequence[str] = True) -> dict[str, Any]:
+def ids_search_body(repo_id: int, branch: str, ids: Sequence[str], source: bool | Sequence[str] = True) -> dict[str, Any]:
     """Documents of a branch by id (ids of other branches never match)."""
     return {"size": len(ids), "_source": source if isinstance(source, bool) else list(source),
-            "track_total_hits": False, "query": branch_query(repo, branch, ids=ids)}
+            "track_total_hits": False, "query": branch_query(repo_id, branch, ids=ids)}
 
 
-def refs_search_body(repo: str, branch: str, paths: Sequence[str] | None, size: int,
+def refs_search_body(repo_id: int, branch: str, paths: Sequence[str] | None, size: int,
                      after: str | None, *, pending: bool = False) -> dict[str, Any]:
     """One page of a branch's document refs, in id order (``after``: the last id of the previous page)."""
     body: dict[str, Any] = {"size": size, "_source": list(REF_FIELDS), "track_total_hits": False,
-                            "sort": ["id"], "query": branch_query(repo, branch, paths=paths, pending=pending)}
+                            "sort": ["id"], "query": branch_query(repo_id, branch, paths=paths, pending=pending)}
     if after is not None:
         body["search_after"] = [after]
     return body
 
 
-def delete_branch_body(repo: str, branch: str) -> dict[str, Any]:
+def delete_branch_body(repo_id: int, branch: str) -> dict[str, Any]:
     """A delete_by_query body removing every document of a branch."""
-    return {"query": branch_query(repo, branch)}
+    return {"query": branch_query(repo_id, branch)}
 
 
-def count_branch_body(repo: str, branch: str) -> dict[str, Any]:
+def delete_repository_body(repo_id: int) -> dict[str, Any]:
+    """A delete_by_query body removing every row of a repository."""
+    return {"query": repository_query(repo_id)}
+
+
+def count_branch_body(repo_id: int, branch: str) -> dict[str, Any]:
     """A count body for the documents of a branch."""
-    return {"query": branch_query(repo, branch)}
+    return {"query": branch_query(repo_id, branch)}
 
 
 def count_all_body() -> dict[str, Any]:
@@ -327,10 +358,19 @@ def count_all_body() -> dict[str, Any]:
     return {"query": {"match_all": {}}}
 
 
-def branch_states_body(size: int) -> dict[str, Any]:
-    """Every branch state, ordered by repository and branch (plain field names sort ascending)."""
-    return {"size": size, "query": {"match_all": {}},
-            "sort": ["repo", "branch"]}
+def branch_states_body(size: int, *, repo_id: int | None = None, name: str | None = None,
+                       after: list[Any] | None = None) -> dict[str, Any]:
+    """One page of branch states (of one repository, or of those named ``name``), by repository id and branch."""
+    clauses: list[dict[str, Any]] = []
+    if repo_id is not None:
+        clauses.append({"term": {"repo_id": repo_id}})
+    if name is not None:
+        clauses.append({"term": {"repo": name}})
+    body: dict[str, Any] = {"size": size, "query": {"bool": {"filter": clauses}} if clauses else {"match_all": {}},
+                            "sort": ["repo_id", "branch"], "track_total_hits": False}
+    if after is not None:
+        body["search_after"] = after
+    return body
 
 
 def mget_body(ids: Sequence[str]) -> dict[str, Any]:

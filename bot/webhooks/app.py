@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -31,7 +32,7 @@ from bot.workers import Context, Workers, update_gauges
 log = logging.getLogger("ragcode.webhooks")
 router = Router(installation.router, push.router, comments.router)
 RUNNERS = {"index": push.run_index, "drop_branch": push.run_drop, "command": comments.run_command,
-           "forget": installation.run_forget}
+           "forget": installation.run_forget, "rename": installation.run_rename}
 
 
 class _TooLarge(Exception):
@@ -44,7 +45,8 @@ def create_app(settings: Settings) -> Starlette:
     queue = JobQueue(settings.home / "queue.sqlite3", max_attempts=settings.job_max_attempts,
                      backoff=settings.job_backoff_seconds)
     context = Context(settings, runtime, queue, GitHubApp(settings),
-                      Mirrors(settings.home / "mirrors", allow_file_urls=settings.allow_file_urls))
+                      Mirrors(settings.home / "mirrors", allow_file_urls=settings.allow_file_urls,
+                              timeout=settings.fetch_timeout, max_bytes=settings.max_repo_mb << 20))
     workers = Workers(context, RUNNERS, settings.workers)
 
     async def webhook(request: Request) -> Response:
@@ -77,7 +79,9 @@ def create_app(settings: Settings) -> Starlette:
         if not specs:
             log.info("ignored %s%s", event_name, f".{event.action}" if event.action else "", extra=extra)
             return _outcome(event_name, "ignored", 200, {"delivery": delivery, "ignored": True})
-        enqueued = await run_in_threadpool(queue.enqueue, delivery, event_name, specs)
+        # The delivery id header is not signed: a captured body replayed under fresh ids is caught by its hash.
+        body_hash = hashlib.sha256(body).hexdigest()
+        enqueued = await run_in_threadpool(queue.enqueue, delivery, event_name, specs, body_hash)
         if not enqueued.new:
             log.info("duplicate delivery", extra=extra)
             return _outcome(event_name, "duplicate", 200, {"delivery": delivery, "job": enqueued.jobs[0],

@@ -19,6 +19,8 @@ def title(report: IndexReport, config_errors: Sequence[str] = ()) -> str:
     )
     if report.functions_failed:
         text += f", {len(report.functions_failed)} failed"
+    if report.summaries_deferred:
+        text += f", {report.summaries_deferred} deferred"
     if config_errors:
         text += " (configuration has errors)"
     return text
@@ -40,6 +42,7 @@ def summary(report: IndexReport, config_errors: Sequence[str] = ()) -> str:
         ("Summaries generated", report.summaries_generated),
         ("Summaries reused", report.summaries_reused),
         ("Failed", len(report.functions_failed)),
+        ("Deferred to later runs (RAGCODE_MAX_SUMMARIES_PER_RUN)", report.summaries_deferred),
         ("Time", f"{report.seconds:.1f} s"),
     ]
     parts = ["| | |", "| --- | ---: |", *(f"| {name} | {value} |" for name, value in rows)]

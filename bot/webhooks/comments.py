@@ -12,7 +12,7 @@ from bot.commands.answer import answer
 from bot.commands.parse import help_text, is_command, parse_command
 from bot.queue import Job, JobSpec
 from bot.repo_config import PERMISSIONS, RepoConfig, defaults, load_config
-from bot.webhooks.push import index_job, repository_details
+from bot.webhooks.push import index_job, job_repository, repository_details, repository_of
 from bot.webhooks.router import Event, Router, field
 from bot.workers import Context
 
@@ -46,10 +46,11 @@ def on_comment(event: Event) -> list[JobSpec]:
         return []
     command = parse_command(body)
     assert command is not None  # is_command() held
-    repo = field(event.data, "repository", "full_name")
+    repo = repository_of(event.data)
     payload = {
-        "installation": field(event.data, "installation", "id", kind=int),
-        "repo": repo,
+        "installation": repo.installation,
+        "repo": repo.name,
+        "repo_id": repo.id,
         "issue": field(event.data, "issue", "number", kind=int),
         "pull_request": isinstance(event.data["issue"].get("pull_request"), dict),
         "comment": field(event.data, "comment", "id", kind=int),
@@ -58,14 +59,18 @@ def on_comment(event: Event) -> list[JobSpec]:
         "text": command.text,
         **repository_details(event.data),
     }
-    return [JobSpec("command", repo, payload)]
+    return [JobSpec("command", repo.name, payload, repo_id=repo.id)]
 
 
 def run_command(context: Context, job: Job) -> None:
     """Answer one command; a failure is explained in a comment rather than retried."""
     payload = job.payload
-    extra = {"delivery": job.delivery, "job": job.id, "repo": payload["repo"]}
-    github_repo = context.app.client(payload["installation"]).get_repo(payload["repo"])
+    repo = job_repository(payload)
+    extra = {"delivery": job.delivery, "job": job.id, "repo": repo.name, "repo_id": repo.id}
+    github_repo = context.app.client(repo.installation).get_repo(repo.name)
+    if github_repo.id != repo.id:
+        log.warning("ignoring a command for %s: the name now belongs to another repository", repo.name, extra=extra)
+        return
     config = _config(context, payload)
     texts = REPLIES[config.options.summary_lang]
     role = permission(github_repo, payload["user"])
@@ -74,7 +79,7 @@ def run_command(context: Context, job: Job) -> None:
         return
     issue = github_repo.get_issue(payload["issue"])
     per_user, per_repo = config.rate_limit_per_hour, context.settings.repo_rate_limit_per_hour
-    if not context.queue.record_command(payload["repo"], payload["user"], per_user=per_user, per_repo=per_repo):
+    if not context.queue.record_command(repo.id, payload["user"], per_user=per_user, per_repo=per_repo):
         issue.create_comment(texts["rate"].format(per_user=per_user))
         log.info("rate limit reached for %s", payload["user"], extra=extra)
         return
@@ -91,15 +96,15 @@ def run_command(context: Context, job: Job) -> None:
 def _reply(context: Context, job: Job, github_repo: Repository, config: RepoConfig) -> str:
     payload = job.payload
     lang = config.options.summary_lang
-    repo, branch = payload["repo"], payload["default_branch"]
+    repo, branch = job_repository(payload), payload["default_branch"]
     if payload["command"] == "help":
         return help_text(lang)
     if payload["command"] == "reindex":
-        spec = index_job(payload["installation"], repo, branch=branch, full=True,
+        spec = index_job(repo, branch=branch, full=True,
                          details={key: payload[key] for key in ("clone_url", "html_url", "default_branch")})
         context.queue.add(spec, origin=job.delivery)
         return REPLIES[lang]["reindex"].format(branch=branch.replace("`", ""))
-    if context.runtime.store.branch_state(repo, branch) is None or context.queue.full_index_pending(repo):
+    if context.runtime.store.branch_state(repo.id, branch) is None or context.queue.full_index_pending(repo.id):
         return REPLIES[lang]["indexing"]
     boost = changed_files(github_repo, payload["issue"]) if payload["pull_request"] else ()
     result = answer(context.runtime, repo, branch, payload["text"], html_url=payload["html_url"],
@@ -109,7 +114,7 @@ def _reply(context: Context, job: Job, github_repo: Repository, config: RepoConf
 
 def _config(context: Context, payload: dict[str, Any]) -> RepoConfig:
     """The repository's configuration from its mirror as last fetched (defaults before the first fetch)."""
-    mirror = context.mirrors.open(payload["repo"])
+    mirror = context.mirrors.open(int(payload["repo_id"]))
     if mirror is None:
         return defaults(context.settings)
     return load_config(mirror, f"refs/heads/{payload['default_branch']}", context.settings)

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from github.CheckRun import CheckRun
-from github.Repository import Repository
+from github.Repository import Repository as GithubRepository
 
+from bot.documents import Repository
 from bot.github.mirror import branch_head
 from bot.indexer.pipeline import index_branch
 from bot.queue import Job, JobSpec
@@ -23,23 +24,34 @@ router = Router()
 PROGRESS_EVERY = 5.0  # seconds between check run updates while indexing
 
 
-def index_job(installation: int, repo: str, *, branch: str | None = None, full: bool = False,
-              after: str | None = None, details: dict[str, str] | None = None) -> JobSpec:
+def index_job(repo: Repository, *, branch: str | None = None, full: bool = False, after: str | None = None,
+              details: dict[str, Any] | None = None) -> JobSpec:
     """A run that indexes ``branch`` (None: the default branch) of ``repo``; runs of one repository serialize."""
-    payload = {"installation": installation, "repo": repo, "branch": branch, "full": full, **(details or {})}
+    payload: dict[str, Any] = {"installation": repo.installation, "repo": repo.name, "repo_id": repo.id,
+                               "branch": branch, "full": full, **(details or {})}
     if after is not None:
         payload["after"] = after
-    return JobSpec("index", repo, payload, serial=f"repo:{repo}", scope=f"{repo}:{branch or ''}",
-                   coalesce=f"index:{repo}:{branch or ''}")
+    return JobSpec("index", repo.name, payload, repo_id=repo.id, serial=f"repo:{repo.id}",
+                   scope=f"{repo.id}:{branch or ''}", coalesce=f"index:{repo.id}:{branch or ''}")
 
 
-def repository_details(data: dict[str, Any]) -> dict[str, str]:
-    """Clone URL, web URL and default branch from a payload's ``repository``."""
-    return {
+def repository_of(data: dict[str, Any]) -> Repository:
+    """The repository and installation a payload is about, by their numeric ids."""
+    return Repository(field(data, "repository", "id", kind=int), field(data, "repository", "full_name"),
+                      field(data, "installation", "id", kind=int))
+
+
+def repository_details(data: dict[str, Any]) -> dict[str, Any]:
+    """Clone URL, web URL, default branch and size (KB, when given) from a payload's ``repository``."""
+    details = {
         "clone_url": field(data, "repository", "clone_url"),
         "html_url": field(data, "repository", "html_url"),
         "default_branch": field(data, "repository", "default_branch"),
     }
+    size = data["repository"].get("size")
+    if isinstance(size, int) and not isinstance(size, bool):
+        details["size"] = size
+    return details
 
 
 @router.register("push")
@@ -48,43 +60,63 @@ def on_push(event: Event) -> list[JobSpec]:
     ref = field(event.data, "ref")
     if not ref.startswith("refs/heads/"):
         return []
-    repo = field(event.data, "repository", "full_name")
-    installation = field(event.data, "installation", "id", kind=int)
+    repo = repository_of(event.data)
     branch = ref.removeprefix("refs/heads/")
     details = repository_details(event.data)
     if event.data.get("deleted") is True:
-        payload = {"installation": installation, "repo": repo, "branch": branch, **details}
-        return [JobSpec("drop_branch", repo, payload, serial=f"repo:{repo}", scope=f"{repo}:{branch}")]
+        payload = {"installation": repo.installation, "repo": repo.name, "repo_id": repo.id, "branch": branch,
+                   **details}
+        return [JobSpec("drop_branch", repo.name, payload, repo_id=repo.id, serial=f"repo:{repo.id}",
+                        scope=f"{repo.id}:{branch}")]
     after = field(event.data, "after")
-    return [index_job(installation, repo, branch=branch, after=after, details=details)]
+    return [index_job(repo, branch=branch, after=after, details=details)]
 
 
-def resolve_repository(context: Context, payload: dict[str, Any]) -> dict[str, str]:
-    """Clone URL, web URL and default branch: from the payload, else from ``GET /repos/{owner}/{repo}``."""
+def job_repository(payload: dict[str, Any]) -> Repository:
+    """The repository a job is about."""
+    return Repository(int(payload["repo_id"]), str(payload["repo"]), int(payload["installation"]))
+
+
+def resolve_repository(context: Context, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """Clone URL, web URL, default branch and size: from the payload, else from ``GET /repos/{owner}/{repo}``.
+
+    None when the name now belongs to another repository (ours was renamed, deleted or transferred since).
+    """
     if all(payload.get(key) for key in ("clone_url", "html_url", "default_branch")):
-        return {key: payload[key] for key in ("clone_url", "html_url", "default_branch")}
+        return {key: payload[key] for key in ("clone_url", "html_url", "default_branch", "size") if key in payload}
     remote = context.app.client(payload["installation"]).get_repo(payload["repo"])
-    return {"clone_url": remote.clone_url, "html_url": remote.html_url, "default_branch": remote.default_branch}
+    if remote.id != int(payload["repo_id"]):
+        return None
+    return {"clone_url": remote.clone_url, "html_url": remote.html_url, "default_branch": remote.default_branch,
+            "size": remote.size}
 
 
 def run_index(context: Context, job: Job) -> None:
     """Fetch the mirror and index the branch head as fetched, reporting in a check run on that commit."""
     payload = job.payload
-    repo, installation = payload["repo"], payload["installation"]
-    extra = {"delivery": job.delivery, "job": job.id, "repo": repo}
+    repo = job_repository(payload)
+    extra = {"delivery": job.delivery, "job": job.id, "repo": repo.name, "repo_id": repo.id}
     details = resolve_repository(context, payload)
-    mirror = context.mirrors.sync(repo, details["clone_url"], context.app.token(installation))
+    if details is None:
+        log.warning("%s is now another repository; not indexing it", repo.name, extra=extra)
+        return
+    size = details.get("size")
+    mirror = context.mirrors.sync(repo.id, details["clone_url"], context.app.token(repo.installation),
+                                  size_kb=size if isinstance(size, int) else None)
     default_branch = details["default_branch"]
     branch = payload.get("branch") or default_branch
     config = load_config(mirror, f"refs/heads/{default_branch}", context.settings)
+    github_repo = context.app.client(repo.installation).get_repo(repo.name)
     if not payload.get("full") and not config.indexes(branch, default_branch):
         log.info("branch %s is not configured for indexing", branch, extra=extra)
+        _supersede(github_repo, payload, None)
         return
     head = branch_head(mirror, branch)
     if head is None:
         log.info("branch %s no longer exists", branch, extra=extra)
+        _supersede(github_repo, payload, None)
         return
-    github_repo = context.app.client(installation).get_repo(repo)
+    _supersede(github_repo, payload, head)
     check = _check_run(context, job, github_repo, head)
     try:
         report = index_branch(
@@ -103,15 +135,28 @@ def run_index(context: Context, job: Job) -> None:
 def run_drop(context: Context, job: Job) -> None:
     """Drop a deleted branch's index, never the default branch's."""
     payload = job.payload
-    extra = {"delivery": job.delivery, "job": job.id, "repo": payload["repo"]}
+    extra = {"delivery": job.delivery, "job": job.id, "repo": payload["repo"], "repo_id": payload["repo_id"]}
     if payload["branch"] == payload.get("default_branch"):
         log.warning("refusing to drop the default branch %s", payload["branch"], extra=extra)
         return
-    context.runtime.store.drop_branch(payload["repo"], payload["branch"])
+    context.runtime.store.drop_branch(int(payload["repo_id"]), payload["branch"])
     log.info("dropped the index of branch %s", payload["branch"], extra=extra)
 
 
-def _check_run(context: Context, job: Job, github_repo: Repository, head: str) -> CheckRun:
+def _supersede(github_repo: GithubRepository, payload: dict[str, Any], head: str | None) -> None:
+    """Complete the check runs of earlier attempts on other heads: this run covers their pushes."""
+    runs = [*payload.get("superseded_checks", []), payload.get("check_run")]
+    for run in runs:
+        if not run or run.get("head") == head:
+            continue
+        try:
+            _complete(github_repo.get_check_run(run["id"]), "neutral", "Superseded by a newer push",
+                      f"A newer push to this branch is indexed{f' at `{head[:12]}`' if head else ''} instead.")
+        except Exception:  # a check run that cannot be completed must not stop the run
+            log.warning("could not complete superseded check run %s", run.get("id"), exc_info=True)
+
+
+def _check_run(context: Context, job: Job, github_repo: GithubRepository, head: str) -> CheckRun:
     """The job's check run on ``head``: reused on a retry, else created ``in_progress``."""
     known = job.payload.get("check_run")
     if known and known.get("head") == head:
