@@ -19,6 +19,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/ruff check bot tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/cfn-lint deploy/aws/*.yaml
 	$(BIN)/pytest -q
 
 bench: $(VENV)/.installed
