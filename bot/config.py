@@ -56,6 +56,14 @@ class Settings:
     allow_file_urls: bool = False
     max_file_bytes: int = 512 * 1024
     max_unit_lines: int = 200
+    max_unit_chars: int = 24_000
+    max_header_chars: int = 500
+    max_context_chars: int = 2_000
+    max_file_units: int = 2_000
+    max_file_unit_chars: int = 2 * 1024 * 1024
+    max_run_units: int = 100_000
+    max_run_unit_chars: int = 100_000_000
+    openai_embed_max_bytes: int = 8_000
     top_k: int = 10
     candidates: int = 50
     min_score: float = 0.85
@@ -164,7 +172,9 @@ def _validate(settings: Settings) -> None:
         if value not in choices:
             raise ConfigError(f"{variable_name(attr)}: {value!r} is not one of {', '.join(choices)}")
     for attr in ("bedrock_concurrency", "bedrock_max_attempts", "max_file_bytes", "max_unit_lines", "top_k",
-                 "candidates", "workers", "bedrock_embed_dimension"):
+                 "candidates", "workers", "bedrock_embed_dimension", "max_unit_chars", "max_header_chars",
+                 "max_context_chars", "max_file_units", "max_file_unit_chars", "max_run_units", "max_run_unit_chars",
+                 "openai_embed_max_bytes"):
         if getattr(settings, attr) < 1:
             raise ConfigError(f"{variable_name(attr)}: must be at least 1")
     if settings.bedrock_embed_dimension not in (256, 512, 1024):
