@@ -10,6 +10,7 @@ from typing import Any
 
 DEFAULT_REGIONS = ("us-east-1", "us-west-2", "ap-northeast-1", "eu-central-1")
 DEFAULT_BEDROCK_MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
+MAX_FILE_BYTES_CEILING = 8 * 1024 * 1024
 
 
 class ConfigError(ValueError):
@@ -177,6 +178,9 @@ def _validate(settings: Settings) -> None:
                  "openai_embed_max_bytes"):
         if getattr(settings, attr) < 1:
             raise ConfigError(f"{variable_name(attr)}: must be at least 1")
+    if settings.max_file_bytes > MAX_FILE_BYTES_CEILING:
+        # parsing takes about 100 bytes of memory per byte of source: 8 MiB is already close to a gigabyte
+        raise ConfigError(f"RAGCODE_MAX_FILE_BYTES: must be at most {MAX_FILE_BYTES_CEILING}")
     if settings.bedrock_embed_dimension not in (256, 512, 1024):
         raise ConfigError("RAGCODE_BEDROCK_EMBED_DIMENSION: Titan v2 supports 256, 512 or 1024")
     if not 0.0 <= settings.min_score <= 1.0:

@@ -6,7 +6,7 @@ import functools
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from tree_sitter import Node, Parser, Tree
@@ -595,35 +595,35 @@ def _split(
     return parts
 
 
-def _pieces(rows: Iterable[int], lines: list[str], width: int) -> Iterator[tuple[int, str]]:
-    """Each row's text with its row number; a row longer than ``width`` comes in pieces of ``width`` characters."""
-    for row in rows:
-        line = lines[row]
-        if len(line) <= width:
-            yield row, line
-        else:
-            for start in range(0, len(line), width):
-                yield row, line[start : start + width]
-
-
 def _packed(rows: Iterable[int], lines: list[str], max_chars: int, max_lines: int) -> list[tuple[int, int, str]]:
-    """Consecutive rows packed into texts of at most max_chars characters and max_lines pieces.
+    """Consecutive rows packed into texts of at most max_chars characters and max_lines rows.
 
-    Each is (first row, last row, text). A piece of a row cut at ``max_chars`` fills a text alone, so line
-    breaks are only ever put where the source had them.
+    Each is (first row, last row, text). Only a row longer than a whole text is cut: its first piece fills
+    the current text and the rest follow, so line breaks are only ever where the source has them.
     """
     packs: list[tuple[int, int, str]] = []
     texts: list[str] = []
     first = last = size = 0
-    for row, piece in _pieces(rows, lines, max_chars):
-        if texts and (size + 1 + len(piece) > max_chars or len(texts) == max_lines):
+    for row in rows:
+        rest = lines[row]
+        while True:
+            if len(texts) == max_lines:
+                packs.append((first, last, "\n".join(texts)))
+                texts = []
+            if not texts:
+                first, size = row, -1
+            room = max_chars - size - 1
+            if len(rest) <= room:
+                texts.append(rest)
+                size += len(rest) + 1
+                last = row
+                break
+            if len(rest) > max_chars and room > 0:
+                texts.append(rest[:room])
+                rest = rest[room:]
+                last = row
             packs.append((first, last, "\n".join(texts)))
             texts = []
-        if not texts:
-            first, size = row, -1
-        texts.append(piece)
-        size += len(piece) + 1
-        last = row
     if texts:
         packs.append((first, last, "\n".join(texts)))
     return packs
