@@ -10,6 +10,7 @@ from typing import Any
 
 DEFAULT_REGIONS = ("us-east-1", "us-west-2", "ap-northeast-1", "eu-central-1")
 DEFAULT_BEDROCK_MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
+MAX_FILE_BYTES_CEILING = 8 * 1024 * 1024
 
 
 class ConfigError(ValueError):
@@ -57,6 +58,14 @@ class Settings:
     allow_file_urls: bool = False
     max_file_bytes: int = 512 * 1024
     max_unit_lines: int = 200
+    max_unit_chars: int = 24_000
+    max_header_chars: int = 500
+    max_context_chars: int = 2_000
+    max_file_units: int = 2_000
+    max_file_unit_chars: int = 2 * 1024 * 1024
+    max_run_units: int = 100_000
+    max_run_unit_chars: int = 100_000_000
+    openai_embed_max_bytes: int = 8_000
     top_k: int = 10
     candidates: int = 50
     min_score: float = 0.85
@@ -170,9 +179,14 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"{variable_name(attr)}: {value!r} is not one of {', '.join(choices)}")
     for attr in ("bedrock_concurrency", "bedrock_max_attempts", "max_file_bytes", "max_unit_lines", "top_k",
                  "candidates", "workers", "bedrock_embed_dimension", "index_cache_mb", "max_repo_mb",
-                 "max_summaries_per_run"):
+                 "max_summaries_per_run", "max_unit_chars", "max_header_chars", "max_context_chars",
+                 "max_file_units", "max_file_unit_chars", "max_run_units", "max_run_unit_chars",
+                 "openai_embed_max_bytes"):
         if getattr(settings, attr) < 1:
             raise ConfigError(f"{variable_name(attr)}: must be at least 1")
+    if settings.max_file_bytes > MAX_FILE_BYTES_CEILING:
+        # parsing takes about 100 bytes of memory per byte of source: 8 MiB is already close to a gigabyte
+        raise ConfigError(f"RAGCODE_MAX_FILE_BYTES: must be at most {MAX_FILE_BYTES_CEILING}")
     if settings.bedrock_embed_dimension not in (256, 512, 1024):
         raise ConfigError("RAGCODE_BEDROCK_EMBED_DIMENSION: Titan v2 supports 256, 512 or 1024")
     if not 0.0 <= settings.min_score <= 1.0:

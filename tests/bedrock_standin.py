@@ -35,6 +35,7 @@ DATA = SHARED_DATA / "bedrock-runtime"
 CASSETTES = DATA / "examples" / "pydantic-ai" / "tests"
 SUPPORTED = ("Converse", "InvokeModel")
 TITAN_V2 = "amazon.titan-embed-text-v2:0"
+TITAN_MAX_CHARS = 50_000
 INVALID_MODEL = "us.does-not-exist-model-v1:0"  # the model id of the recorded 400 response
 ERROR_NAMESPACE = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
 _CREDENTIAL = re.compile(r"Credential=[^/,\s]+/(\d{8})/([^/]+)/([^/]+)/aws4_request")
@@ -304,6 +305,9 @@ class BedrockStandin:
         dimension = request.get("dimensions", 1024)
         if unknown or not isinstance(text, str) or not text or dimension not in (256, 512, 1024):
             raise self._fail(f"Malformed input request: {sorted(unknown)} {dimension!r}")
+        if len(text) > TITAN_MAX_CHARS:  # Titan v2's documented input limit, with the service's own message
+            raise self._fail(f"Malformed input request: expected maxLength: {TITAN_MAX_CHARS}, actual: {len(text)}, "
+                             "please reformat your input and try again.")
         vector = standin_vector(text, dimension)
         if request.get("normalize", True):
             vector = vector / np.linalg.norm(vector)

@@ -244,6 +244,18 @@ def test_titan_embeddings_are_normalized_at_the_configured_dimension(bedrock: St
     assert sum(u["calls"] for u in embedder.usage().values()) == 4
 
 
+def test_titan_input_is_cut_to_its_window_whatever_the_script(bedrock: StartStandin) -> None:
+    regions = {"us-east-1": RegionConfig()}
+    standin = bedrock(regions)
+    embedder = BedrockEmbedder(settings(regions))
+    hostile = "세션에 어댑터를 등록합니다 " * 10_000  # 140,000 characters, 3 UTF-8 bytes each for the Hangul
+    vector = embedder.embed_documents([hostile])[0]
+    cut = hostile.encode("utf-8")[:8_000].decode("utf-8", "ignore")
+    expected = standin_vector(cut, 1024)
+    assert np.allclose(vector, expected / np.linalg.norm(expected), atol=1e-6)
+    assert standin.total("rejected") == 0
+
+
 def test_embedding_failure_raises_instead_of_returning_partial_vectors(bedrock: StartStandin) -> None:
     regions = {"us-east-1": RegionConfig(down=True)}
     bedrock(regions)

@@ -44,3 +44,20 @@ def test_unknown_toml_key_is_an_error(tmp_path):
     toml.write_text("sumary_lang = 'en'\n")
     with pytest.raises(ConfigError, match="sumary_lang"):
         load_settings({}, toml)
+
+
+@pytest.mark.parametrize(("env", "name"), [
+    ({"RAGCODE_MAX_FILE_UNITS": "0"}, "RAGCODE_MAX_FILE_UNITS"),
+    ({"RAGCODE_MAX_UNIT_CHARS": "lots"}, "RAGCODE_MAX_UNIT_CHARS"),
+    ({"RAGCODE_MAX_RUN_UNIT_CHARS": "-1"}, "RAGCODE_MAX_RUN_UNIT_CHARS"),
+    ({"RAGCODE_OPENAI_EMBED_MAX_BYTES": "0"}, "RAGCODE_OPENAI_EMBED_MAX_BYTES"),
+    ({"RAGCODE_MAX_FILE_BYTES": str(64 * 1024 * 1024)}, "RAGCODE_MAX_FILE_BYTES: must be at most 8388608"),
+])
+def test_bad_limits_name_the_variable(tmp_path, env, name):
+    with pytest.raises(ConfigError, match=name):
+        load_settings(env, tmp_path / "none.toml")
+
+
+def test_limits_are_read_from_the_environment(tmp_path):
+    settings = load_settings({"RAGCODE_MAX_RUN_UNITS": "500", "RAGCODE_MAX_CONTEXT_CHARS": "300"}, tmp_path / "n.toml")
+    assert (settings.max_run_units, settings.max_context_chars, settings.max_file_units) == (500, 300, 2_000)

@@ -14,7 +14,7 @@ KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\nabcdef\n-----END RSA P
     (".env", "secret file"), ("config/.env.production", "secret file"), ("deploy/server.pem", "secret file"),
     ("keys/id_rsa", "secret file"), ("home/.aws/credentials", "secret file"), ("tls/private.key", "secret file"),
     ("node_modules/x/index.js", "vendored or generated"), ("vendor/lib.go", "vendored or generated"),
-    ("static/app.min.js", "vendored or generated"), ("api/user_pb2.py", "vendored or generated"),
+    ("static/app.min.js", "generated (minified or bundled)"), ("api/user_pb2.py", "vendored or generated"),
     ("logo.png", "not source code"), ("src/app.py", None), ("cmd/main.go", None),
 ])
 def test_path_rules(path, reason):

@@ -29,8 +29,10 @@ _NAME_LINE = re.compile(r"^(?:Name|이름): (.+)$", re.M)
 class OpenAIStandin:
     """A threaded OpenAI-compatible server: chat completions and embeddings, with a limit and a key."""
 
-    def __init__(self, latency: float = 0.005, limit: int = 1_000) -> None:
+    def __init__(self, latency: float = 0.005, limit: int = 1_000, context_tokens: int = 1_000_000) -> None:
         self.latency, self.limit = latency, limit
+        self.context_tokens = context_tokens  # an embedding model's window; tokens counted as UTF-8 bytes at worst
+        self.longest_input = 0
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         self.inflight = 0
@@ -78,6 +80,15 @@ class OpenAIStandin:
             if path == "/v1/chat/completions":
                 return 200, self.chat(body)
             if path == "/v1/embeddings":
+                texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                tokens = max(len(text.encode("utf-8")) for text in texts)
+                with self.lock:
+                    self.longest_input = max(self.longest_input, tokens)
+                if tokens > self.context_tokens:  # vLLM's answer to an input longer than the model's window
+                    return 400, {"object": "error", "type": "BadRequestError", "code": 400, "message": (
+                        f"This model's maximum context length is {self.context_tokens} tokens. However, you "
+                        f"requested {tokens} tokens in the input for embedding generation. Please reduce the "
+                        "length of the input.")}
                 return 200, self.embeddings(body)
             return 404, {"error": {"message": f"no route {path}"}}
         finally:
@@ -222,3 +233,21 @@ def test_embedder_dimension_from_first_response(servers: list[OpenAIStandin]) ->
     assert embedder.embed_documents(["a", "b"]).shape == (2, DIMENSION)
     assert embedder.dimension == DIMENSION
     assert servers[0].batches == [2]  # no probe needed
+
+
+def test_embedding_inputs_are_cut_to_the_configured_bound() -> None:
+    server = OpenAIStandin(context_tokens=512)
+    try:
+        hostile = "장바구니 총액을 계산한다 " * 5_000
+        embedder = OpenAIEmbedder(settings([server.url], openai_embed_max_bytes=512, bedrock_max_attempts=1))
+        vectors = embedder.embed_documents([hostile, "short text"])
+        assert vectors.shape == (2, DIMENSION) and server.longest_input <= 512
+        cut = hostile.encode("utf-8")[:512].decode("utf-8", "ignore")
+        expected = standin_vector(cut, DIMENSION)
+        assert np.allclose(vectors[0], expected / np.linalg.norm(expected), atol=1e-6)  # the same prefix each time
+        assert np.allclose(embedder.embed_query(hostile), vectors[0])
+        unbounded = OpenAIEmbedder(settings([server.url], openai_embed_max_bytes=1_000_000, bedrock_max_attempts=1))
+        with pytest.raises(RuntimeError, match="maximum context length is 512 tokens"):
+            unbounded.embed_documents([hostile])
+    finally:
+        server.close()

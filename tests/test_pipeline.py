@@ -284,7 +284,8 @@ def test_bad_input_never_stops_the_run(runtime, model, make_repo):
     assert skipped["data.py"] == "binary"
     assert skipped["huge.py"].startswith("larger than")
     assert skipped[".env"] == skipped["certs/server.pem"] == "secret file"
-    assert skipped["node_modules/lib/index.js"] == skipped["web/app.min.js"] == "vendored or generated"
+    assert skipped["node_modules/lib/index.js"] == "vendored or generated"
+    assert skipped["web/app.min.js"] == "generated (minified or bundled)"
     assert skipped["api/service_pb2.py"] == "vendored or generated" and skipped["gen/models.go"] == "generated"
     assert "image.png" not in {ref.path for ref in runtime.store.refs(APP.id, "main")}
     names = {(ref.path, ref.name) for ref in runtime.store.refs(APP.id, "main")}

@@ -8,10 +8,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from bot.config import Settings
+from bot.embed.base import clip_utf8
 from bot.llm.bedrock import bedrock_clients, bedrock_scheduler, call_bedrock
 from bot.llm.scheduler import Reply, RequestError, SchedulerError
 
-MAX_INPUT_CHARS = 8_000  # Titan v2 takes at most 8,192 tokens; Korean text can use a token per character
+# Titan v2 takes at most 8,192 tokens and 50,000 characters; 8,000 UTF-8 bytes stays under both for any script.
+MAX_INPUT_BYTES = 8_000
 
 
 def normalized(vectors: np.ndarray) -> np.ndarray:
@@ -46,7 +48,8 @@ class BedrockEmbedder:
         self._scheduler = bedrock_scheduler(settings)
 
     def _embed(self, region: str, text: str) -> Reply:
-        body = json.dumps({"inputText": text[:MAX_INPUT_CHARS], "dimensions": self.dimension, "normalize": True})
+        body = json.dumps({"inputText": clip_utf8(text, MAX_INPUT_BYTES), "dimensions": self.dimension,
+                           "normalize": True})
         response = call_bedrock(
             self._clients[region].invoke_model,
             modelId=self.model, body=body, contentType="application/json", accept="application/json",

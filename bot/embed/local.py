@@ -8,6 +8,11 @@ from collections.abc import Sequence
 import numpy as np
 
 _BATCH = 32
+MAX_TOKENS = 512  # the model's window, its prefix and special tokens included
+# Texts are cut at 16 characters a token before they are tokenized, so a huge text costs no more than this
+# (about 16 characters is the longest piece of this vocabulary, e.g. a run of `_`; only runs of spaces, which
+# the tokenizer collapses, span more).
+_MAX_CHARS = 16 * MAX_TOKENS
 
 
 class LocalEmbedder:
@@ -24,6 +29,23 @@ class LocalEmbedder:
         self._model = E5(num_threads=1)
         self._lock = threading.Lock()  # the C engine parallelizes internally; one call at a time
 
+    def fit(self, text: str, query: bool = False) -> str:
+        """The longest prefix of ``text`` that fits the model's window (the engine would embed the rest too).
+
+        Deterministic, so vectors cached by text stay valid.
+        """
+        text = text[:_MAX_CHARS]
+        if self._model.token_count(text, query) <= MAX_TOKENS:
+            return text
+        fits, too_long = 0, len(text)  # binary search on the prefix length; fits always fits
+        while too_long - fits > 1:
+            middle = (fits + too_long) // 2
+            if self._model.token_count(text[:middle], query) <= MAX_TOKENS:
+                fits = middle
+            else:
+                too_long = middle
+        return text[:fits]
+
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         """Passage vectors, shape (len(texts), 384)."""
         if not texts:
@@ -31,10 +53,11 @@ class LocalEmbedder:
         parts = []
         with self._lock:
             for start in range(0, len(texts), _BATCH):
-                parts.append(np.asarray(self._model.passage(list(texts[start:start + _BATCH])), dtype=np.float32))
+                batch = [self.fit(text) for text in texts[start:start + _BATCH]]
+                parts.append(np.asarray(self._model.passage(batch), dtype=np.float32))
         return np.vstack(parts).reshape(len(texts), self.dimension)
 
     def embed_query(self, text: str) -> np.ndarray:
         """Query vector, shape (384,)."""
         with self._lock:
-            return np.asarray(self._model.query(text), dtype=np.float32).reshape(self.dimension)
+            return np.asarray(self._model.query(self.fit(text, query=True)), dtype=np.float32).reshape(self.dimension)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from bot.config import Settings
+from bot.embed.base import clip_utf8
 from bot.embed.bedrock import embed_all
 from bot.llm.openai import OpenAICompatibleClient
 from bot.llm.scheduler import Reply, RequestError, SchedulerError
@@ -25,6 +26,7 @@ class OpenAIEmbedder:
     def __init__(self, settings: Settings) -> None:
         self.model = settings.openai_embed_model
         self.name = f"openai:{self.model}"
+        self.max_bytes = settings.openai_embed_max_bytes  # inputs are cut to this many UTF-8 bytes
         self._client = OpenAICompatibleClient(settings)
         self._dimension: int | None = None
         self._lock = threading.Lock()
@@ -38,7 +40,8 @@ class OpenAIEmbedder:
         return self._dimension
 
     def _embed_batch(self, base: str, batch: list[str]) -> Reply:
-        payload = self._client.post(base, "embeddings", {"model": self.model, "input": batch})
+        inputs = [clip_utf8(text, self.max_bytes) for text in batch]
+        payload = self._client.post(base, "embeddings", {"model": self.model, "input": inputs})
         try:
             rows = sorted(payload["data"], key=lambda row: row.get("index", 0))
             vectors = np.asarray([row["embedding"] for row in rows], dtype=np.float32)

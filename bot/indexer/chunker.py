@@ -6,20 +6,52 @@ import functools
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from tree_sitter import Node, Parser, Tree
 
+from bot.config import Settings
 from bot.documents import Unit
 from bot.indexer.languages import TEXT, grammar, language_for
 
-__all__ = ["WINDOW_LINES", "chunk_file", "language_for"]
+__all__ = ["WINDOW_LINES", "Limits", "TooLarge", "chunk_file", "language_for"]
 
 logger = logging.getLogger(__name__)
 
 WINDOW_LINES = 60
 MODULE = "<module>"
+MAX_NAME_CHARS = 200  # a longer qualified name keeps its end: the innermost names tell the most
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what files turn into; the README's configuration table names their settings."""
+
+    unit_chars: int = 24_000  # code characters per unit; a longer unit is cut into parts
+    header_chars: int = 500  # characters of one enclosing header or signature
+    context_chars: int = 2_000  # characters of a unit's context (its enclosing headers, innermost kept)
+    file_units: int = 2_000  # units per file; a file with more is not indexed
+    file_chars: int = 2 * 1024 * 1024  # code and context characters of all units of a file
+    run_units: int = 100_000  # units per indexing run
+    run_chars: int = 100_000_000  # code and context characters of all units of a run
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        """The limits that the settings give."""
+        return cls(
+            settings.max_unit_chars, settings.max_header_chars, settings.max_context_chars, settings.max_file_units,
+            settings.max_file_unit_chars, settings.max_run_units, settings.max_run_unit_chars,
+        )
+
+
+class TooLarge(ValueError):
+    """A file whose units would exceed a per-file limit; the message names the limit's setting."""
+
+
+def unit_size(unit: Unit) -> int:
+    """Characters a unit holds: its code and context."""
+    return len(unit.code) + len(unit.context)
 
 FUNCTION, CLASS, NAMESPACE, PREFIX = 1, 2, 3, 4
 
@@ -382,8 +414,12 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" \t"))
 
 
-def _header(lines: list[str], node: Node, end_row: int) -> str:
-    """A definition's header rows: its first row to where its body starts (`def f():` / `void f() {`)."""
+def _header(lines: list[str], node: Node, end_row: int, data: bytes, max_chars: int) -> str:
+    """A definition's header rows: its first row to where its body starts (`def f():` / `void f() {`).
+
+    Rows longer than ``max_chars`` in all (minified code, one-line nests) give way to the exact text from the
+    definition's start to its body's, cut at ``max_chars``.
+    """
     row = node.start_point[0]
     last = row
     body = node.child_by_field_name("body")
@@ -393,7 +429,30 @@ def _header(lines: list[str], node: Node, end_row: int) -> str:
     last = min(max(last, row), end_row)
     while last > row and lines[last].lstrip().startswith(_COMMENT_STARTS):
         last -= 1  # comments between a class line and its body (Python, Ruby) are not header
-    return "\n".join(lines[row : last + 1])
+    if sum(len(lines[r]) + 1 for r in range(row, last + 1)) <= max_chars + 1:
+        return "\n".join(lines[row : last + 1])
+    end = body.start_byte if body is not None else node.end_byte
+    return data[node.start_byte : min(end, node.start_byte + 4 * max_chars)].decode("utf-8", "replace")[:max_chars]
+
+
+def _context(stack: list[_Scope], max_chars: int) -> str:
+    """The headers of the enclosing scopes, outermost first, as many innermost ones as fit in ``max_chars``."""
+    kept: list[str] = []
+    size = -1
+    for scope in reversed(stack):
+        if scope.header:
+            size += len(scope.header) + 1
+            if size > max_chars:
+                if not kept:
+                    kept.append(scope.header[:max_chars])
+                break
+            kept.append(scope.header)
+    return "\n".join(reversed(kept))
+
+
+def _qualify(name: str) -> str:
+    """A qualified name of at most MAX_NAME_CHARS characters."""
+    return name if len(name) <= MAX_NAME_CHARS else "…" + name[1 - MAX_NAME_CHARS :]
 
 
 _COMMENT_STARTS = ("#", "//", "/*", "*")
@@ -408,9 +467,10 @@ def _alone_on_line(lines: list[str], row: int, end_column: int | None) -> bool:
     return not rest.strip()
 
 
-def _find_definitions(tree: Tree, g: _Grammar, lines: list[str]) -> list[_Def]:
+def _find_definitions(tree: Tree, g: _Grammar, lines: list[str], data: bytes, limits: Limits) -> list[_Def]:
     """Walk the tree once, descending only where definitions can be, and collect the functions."""
     describe, roles, descend, wrappers = g.spec.describe, g.roles, g.descend, g.wrappers
+    header_chars, context_chars, most = limits.header_chars, limits.context_chars, limits.file_units
     prefixes: dict[int, tuple[int, int, int | None]] = {}  # end row -> start row, start column, end column
     stack: list[_Scope] = []
     found: list[_Def] = []
@@ -441,14 +501,14 @@ def _find_definitions(tree: Tree, g: _Grammar, lines: list[str]) -> list[_Def]:
                 end_row = _end_row(node)
                 if name:
                     if parent is None or not parent.qualname:
-                        qualname = name
+                        qualname = _qualify(name)
                     elif parent.role == FUNCTION:
-                        qualname = f"{parent.qualname}.<locals>.{name}"
+                        qualname = _qualify(f"{parent.qualname}.<locals>.{name}")
                     else:
-                        qualname = f"{parent.qualname}.{name}"
+                        qualname = _qualify(f"{parent.qualname}.{name}")
                 else:
                     qualname = parent.qualname if parent is not None else ""
-                header = _header(lines, owner, end_row)
+                header = _header(lines, owner, end_row, data, header_chars)
                 if role == FUNCTION and name:
                     outer = node
                     while (wrapper := outer.parent) is not None and wrapper.type in wrappers:
@@ -462,6 +522,8 @@ def _find_definitions(tree: Tree, g: _Grammar, lines: list[str]) -> list[_Def]:
                         if not _alone_on_line(lines, start_row - 1, prefix_end):
                             break
                         start_row = row
+                    if len(found) == most:
+                        raise TooLarge(f"more than {most} units (RAGCODE_MAX_FILE_UNITS)")
                     enclosing = next((s.role for s in reversed(stack) if s.role != NAMESPACE), None)
                     found.append(
                         _Def(
@@ -470,7 +532,7 @@ def _find_definitions(tree: Tree, g: _Grammar, lines: list[str]) -> list[_Def]:
                             start_row,
                             end_row,
                             header,
-                            "\n".join(s.header for s in stack if s.header),
+                            _context(stack, context_chars),
                         )
                     )
                 if role != FUNCTION or name:
@@ -489,7 +551,7 @@ def _split(
     rows: list[int],
     lines: list[str],
     signature: str,
-    context: str,
+    part_context: str,
     max_lines: int,
 ) -> list[Unit]:
     """Even parts of at most max_lines rows, those after the first led by the signature and `...`."""
@@ -497,7 +559,6 @@ def _split(
     planned = -(-count // max_lines)
     first_line = signature.split("\n", 1)[0]
     filler = f"{first_line[: _indent(first_line)]}    ...\n"
-    part_context = f"{context}\n{signature}" if context and signature else context or signature
     parts: list[Unit] = []
     start = 0
     while start < count:
@@ -534,13 +595,75 @@ def _split(
     return parts
 
 
-def _function_units(path: str, language: str, d: _Def, lines: list[str], max_lines: int) -> list[Unit]:
-    """A function's unit, or its parts when it is longer than max_lines."""
-    if d.end_row - d.start_row + 1 > max_lines:
-        rows = list(range(d.start_row, d.end_row + 1))
-        return _split(path, language, d.name, rows, lines, d.signature, d.context, max_lines)
-    code = "\n".join(lines[d.start_row : d.end_row + 1])
-    return [Unit(path, language, d.kind, d.name, d.start_row + 1, d.end_row + 1, code, d.context)]
+def _packed(rows: Iterable[int], lines: list[str], max_chars: int, max_lines: int) -> list[tuple[int, int, str]]:
+    """Consecutive rows packed into texts of at most max_chars characters and max_lines rows.
+
+    Each is (first row, last row, text). Only a row longer than a whole text is cut: its first piece fills
+    the current text and the rest follow, so line breaks are only ever where the source has them.
+    """
+    packs: list[tuple[int, int, str]] = []
+    texts: list[str] = []
+    first = last = size = 0
+    for row in rows:
+        rest = lines[row]
+        while True:
+            if len(texts) == max_lines:
+                packs.append((first, last, "\n".join(texts)))
+                texts = []
+            if not texts:
+                first, size = row, -1
+            room = max_chars - size - 1
+            if len(rest) <= room:
+                texts.append(rest)
+                size += len(rest) + 1
+                last = row
+                break
+            if len(rest) > max_chars and room > 0:
+                texts.append(rest[:room])
+                rest = rest[room:]
+                last = row
+            packs.append((first, last, "\n".join(texts)))
+            texts = []
+    if texts:
+        packs.append((first, last, "\n".join(texts)))
+    return packs
+
+
+def _char_parts(
+    path: str, language: str, name: str, rows: Iterable[int], lines: list[str], context: str, max_chars: int,
+    max_lines: int,
+) -> list[Unit]:
+    """Parts of at most max_chars characters and max_lines rows, for units whose lines are very long."""
+    packs = [pack for pack in _packed(rows, lines, max_chars, max_lines) if pack[2].strip()]
+    return [
+        Unit(path, language, "part", f"{name}#{number}", first + 1, last + 1, text, context)
+        for number, (first, last, text) in enumerate(packs, 1)
+    ]
+
+
+def _part_context(context: str, signature: str, max_chars: int) -> str:
+    """The context of a function's parts: its own context and signature, the outermost lines dropped to fit."""
+    joined = f"{context}\n{signature}" if context and signature else context or signature
+    if len(joined) <= max_chars:
+        return joined
+    tail = joined[-max_chars:]
+    return tail.split("\n", 1)[1] if "\n" in tail else tail
+
+
+def _function_units(path: str, language: str, d: _Def, lines: list[str], max_lines: int, limits: Limits) -> list[Unit]:
+    """A function's unit, or its parts when it is longer than max_lines rows or the unit character limit."""
+    rows = range(d.start_row, d.end_row + 1)
+    max_chars = limits.unit_chars
+    if len(rows) <= max_lines:
+        code = "\n".join(lines[d.start_row : d.end_row + 1])
+        if len(code) <= max_chars:
+            return [Unit(path, language, d.kind, d.name, d.start_row + 1, d.end_row + 1, code, d.context)]
+    context = _part_context(d.context, d.signature, limits.context_chars)
+    if len(rows) > max_lines:
+        parts = _split(path, language, d.name, list(rows), lines, d.signature, context, max_lines)
+        if all(len(part.code) <= max_chars for part in parts):
+            return parts
+    return _char_parts(path, language, d.name, rows, lines, context, max_chars, max_lines)
 
 
 def _module_segments(lines: list[str], defs: list[_Def]) -> list[tuple[int, int]]:
@@ -563,27 +686,63 @@ def _module_segments(lines: list[str], defs: list[_Def]) -> list[tuple[int, int]
     return segments
 
 
-def _module_units(path: str, language: str, lines: list[str], defs: list[_Def], max_lines: int) -> list[Unit]:
+def _module_units(
+    path: str, language: str, lines: list[str], defs: list[_Def], max_lines: int, max_chars: int
+) -> list[Unit]:
     """The module-level unit (or its parts): every line outside functions, one blank line where they were."""
     segments = _module_segments(lines, defs)
     if not segments:
         return []
     if sum(last - first + 1 for first, last in segments) > max_lines:
         rows = [row for first, last in segments for row in range(first, last + 1)]
-        return _split(path, language, MODULE, rows, lines, "", "", max_lines)
-    code = "\n\n".join("\n".join(lines[first : last + 1]) for first, last in segments)
-    return [Unit(path, language, "module", MODULE, segments[0][0] + 1, segments[-1][1] + 1, code)]
+        parts = _split(path, language, MODULE, rows, lines, "", "", max_lines)
+        if all(len(part.code) <= max_chars for part in parts):
+            return parts
+    else:
+        code = "\n\n".join("\n".join(lines[first : last + 1]) for first, last in segments)
+        if len(code) <= max_chars:
+            return [Unit(path, language, "module", MODULE, segments[0][0] + 1, segments[-1][1] + 1, code)]
+        rows = [row for first, last in segments for row in range(first, last + 1)]
+    return _char_parts(path, language, MODULE, rows, lines, "", max_chars, max_lines)
 
 
-def _windows(path: str, language: str, lines: list[str], size: int) -> list[Unit]:
-    """Fixed windows of lines, those with only whitespace left out."""
+class _Budget:
+    """A file's units and characters so far; past a per-file limit the file is refused."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.units = 0
+        self.chars = 0
+
+    def take(self, units: list[Unit]) -> list[Unit]:
+        """``units``, counted; raises TooLarge past a limit."""
+        self.units += len(units)
+        self.chars += sum(map(unit_size, units))
+        if self.units > self.limits.file_units:
+            raise TooLarge(f"more than {self.limits.file_units} units (RAGCODE_MAX_FILE_UNITS)")
+        if self.chars > self.limits.file_chars:
+            raise TooLarge(f"its units hold more than {self.limits.file_chars} characters (RAGCODE_MAX_FILE_UNIT_CHARS)")
+        return units
+
+
+def _windows(path: str, language: str, lines: list[str], size: int, max_chars: int, budget: _Budget) -> list[Unit]:
+    """Fixed windows of lines, those with only whitespace left out; a window of very long lines is cut by characters."""
     units: list[Unit] = []
     for start in range(0, len(lines), size):
         window = lines[start : start + size]
         code = "\n".join(window)
-        if code.strip():
-            end = start + len(window)
-            units.append(Unit(path, language, "window", f"<lines {start + 1}-{end}>", start + 1, end, code))
+        if not code.strip():
+            continue
+        end = start + len(window)
+        if len(code) <= max_chars:
+            units.extend(
+                budget.take([Unit(path, language, "window", f"<lines {start + 1}-{end}>", start + 1, end, code)])
+            )
+            continue
+        for first, last, text in _packed(range(start, end), lines, max_chars, size):
+            if text.strip():
+                name = f"<lines {first + 1}-{last + 1}>"
+                units.extend(budget.take([Unit(path, language, "window", name, first + 1, last + 1, text)]))
     return units
 
 
@@ -619,20 +778,29 @@ def _replace_ordinal(unit: Unit, ordinal: int) -> Unit:
 _PYTHON_DEF = re.compile(r"^[ \t\f]*(?:async[ \t\f]+)?def[ \t\f\\]", re.MULTILINE)
 
 
-def _chunk_parsed(path: str, language: str, source: str, lines: list[str], max_lines: int) -> list[Unit]:
+def _chunk_parsed(
+    path: str, language: str, source: str, lines: list[str], max_lines: int, limits: Limits, budget: _Budget
+) -> list[Unit]:
     """Units of a file in a parsed language: its functions and the module-level rest."""
     defs: list[_Def] = []
     if language != "python" or _PYTHON_DEF.search(source):
         g = _grammar(language)
-        defs = _find_definitions(g.parse(source.encode("utf-8", "replace")), g, lines)
-    units = _module_units(path, language, lines, defs, max_lines)
+        data = source.encode("utf-8", "replace")
+        defs = _find_definitions(g.parse(data), g, lines, data, limits)
+    units = budget.take(_module_units(path, language, lines, defs, max_lines, limits.unit_chars))
     for d in defs:
-        units.extend(_function_units(path, language, d, lines, max_lines))
+        units.extend(budget.take(_function_units(path, language, d, lines, max_lines, limits)))
     return units
 
 
-def chunk_file(path: str, source: str, max_unit_lines: int = 200) -> list[Unit]:
-    """Units of decoded source: functions, methods and the module-level rest, or else line windows."""
+DEFAULT_LIMITS = Limits()
+
+
+def chunk_file(path: str, source: str, max_unit_lines: int = 200, limits: Limits = DEFAULT_LIMITS) -> list[Unit]:
+    """Units of decoded source: functions, methods and the module-level rest, or else line windows.
+
+    Raises TooLarge when the file's units would exceed ``limits.file_units`` or ``limits.file_chars``.
+    """
     if not source or source.isspace():
         return []
     if "\r" in source:
@@ -642,9 +810,12 @@ def chunk_file(path: str, source: str, max_unit_lines: int = 200) -> list[Unit]:
     language = language_for(path) or TEXT
     if language in _SPECS:
         try:
-            return _with_ordinals(_chunk_parsed(path, language, source, lines, max_lines))
+            return _with_ordinals(_chunk_parsed(path, language, source, lines, max_lines, limits, _Budget(limits)))
+        except TooLarge:
+            raise
         except Exception:  # a grammar surprise must not stop indexing: the file still gets windows
             logger.exception("chunking %s as %s failed, indexing it by line windows", path, language)
     if source.endswith("\n"):
         lines.pop()
-    return _with_ordinals(_windows(path, language, lines, min(WINDOW_LINES, max_lines)))
+    window = min(WINDOW_LINES, max_lines)
+    return _with_ordinals(_windows(path, language, lines, window, limits.unit_chars, _Budget(limits)))

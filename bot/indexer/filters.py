@@ -32,9 +32,20 @@ _VENDORED_DIRS = frozenset(
      ".next", ".nuxt", "coverage", ".gradle", "generated", "__generated__"}
 )
 _VENDORED_NAMES = re.compile(
-    r"(\.min\.(js|css)|[-.]bundle\.js|\.lock|-lock\.json|-lock\.yaml|\.map|_pb2(_grpc)?\.pyi?|\.pb\.go|\.pb\.(cc|h)"
+    r"(\.lock|-lock\.json|-lock\.yaml|\.map|_pb2(_grpc)?\.pyi?|\.pb\.go|\.pb\.(cc|h)"
     r"|\.g\.dart|\.designer\.cs|_generated\.\w+|\.gen\.\w+)$"
 )
+MINIFIED = "generated (minified or bundled)"
+_MINIFIED_NAMES = re.compile(r"(\.min\.(m?js|css)|(^|[-.])bundle\.m?js|\.chunk\.m?js|\.umd(\.min)?\.m?js)$")
+# The runtimes that bundlers put at the top of their output (webpack 4/5, webpack chunks, Parcel, Browserify).
+_BUNDLE_HEAD = re.compile(
+    rb"webpackBootstrap|__webpack_require__|__webpack_modules__|webpackChunk|webpackJsonp|parcelRequire"
+    rb"|\"function\"==typeof require&&require"
+)
+_SOURCE_MAP = re.compile(rb"^\s*(//|/\*)[#@] sourceMappingURL=", re.MULTILINE)
+_SCRIPT_SUFFIXES = frozenset(".js .mjs .cjs .jsx .ts .mts .cts .tsx .css".split())
+_LONG_LINE = 500  # characters
+_CODE_PUNCTUATION = b";{}(),"
 _SECRET_NAMES = re.compile(
     r"^(\.env(\..*)?|.*\.pem|.*\.key|.*\.p12|.*\.pfx|.*\.jks|.*\.keystore|id_rsa.*|id_dsa.*|id_ecdsa.*|id_ed25519.*"
     r"|credentials(\.\w+)?|\.netrc|\.npmrc|\.pypirc|.*\.tfvars|secrets?\.(ya?ml|json|toml))$",
@@ -62,6 +73,8 @@ def path_skip_reason(path: str, options: IndexOptions) -> str | None:
     parts = PurePosixPath(path).parts
     if _SECRET_NAMES.match(parts[-1]):
         return "secret file"
+    if _MINIFIED_NAMES.search(parts[-1]):
+        return MINIFIED
     if any(part in _VENDORED_DIRS for part in parts[:-1]) or _VENDORED_NAMES.search(parts[-1]):
         return "vendored or generated"
     if language_for(path) is None:
@@ -69,8 +82,8 @@ def path_skip_reason(path: str, options: IndexOptions) -> str | None:
     return None
 
 
-def content_skip_reason(data: bytes, options: IndexOptions) -> str | None:
-    """Why a file with these bytes is not indexed; None when it may be."""
+def content_skip_reason(data: bytes, options: IndexOptions, path: str = "") -> str | None:
+    """Why a file with these bytes (at ``path``) is not indexed; None when it may be."""
     if len(data) > options.max_file_bytes:
         return f"larger than {options.max_file_bytes} bytes"
     head = data[:8192]
@@ -78,7 +91,32 @@ def content_skip_reason(data: bytes, options: IndexOptions) -> str | None:
         return "binary"
     if _GENERATED_MARKER.search(data[:2048]):
         return "generated"
+    if minified_or_bundled(data, path):
+        return MINIFIED
     return None
+
+
+def minified_or_bundled(data: bytes, path: str = "") -> bool:
+    """Whether a file looks like a bundler's or minifier's output.
+
+    Any one of: in a script or style sheet, a bundler runtime in its first KiB or a ``sourceMappingURL``
+    comment in its last 512 bytes (compiled output); in any file, the shape of minified code: in a file of at
+    least 1 KiB, lines of 500 characters or more hold at least half the bytes, with under 10% spaces and tabs
+    and at least 4% of ``;{}(),`` in them (prose has more spaces; embedded data and tables less punctuation).
+    """
+    if PurePosixPath(path).suffix.lower() in _SCRIPT_SUFFIXES and (
+        _BUNDLE_HEAD.search(data[:1024]) or _SOURCE_MAP.search(data[-512:])
+    ):
+        return True
+    if len(data) < 1024:
+        return False
+    long_lines = [line for line in data.split(b"\n") if len(line) >= _LONG_LINE]
+    size = sum(map(len, long_lines))
+    if size * 2 < len(data):
+        return False
+    spaces = sum(line.count(b" ") + line.count(b"\t") for line in long_lines)
+    punctuation = sum(line.count(mark) for line in long_lines for mark in _CODE_PUNCTUATION)
+    return spaces * 10 < size and punctuation * 25 >= size
 
 
 def decode(data: bytes) -> str:

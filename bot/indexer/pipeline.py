@@ -13,6 +13,7 @@ import git
 import numpy as np
 
 from bot.documents import Document, Repository, Unit
+from bot.indexer.chunker import Limits
 from bot.indexer.filters import IndexOptions
 from bot.indexer.plan import Plan, Progress, classify, deletions, find_changes, read_units, resolve_commit
 from bot.llm.offline import extractive_summary
@@ -110,7 +111,8 @@ def index_branch(
                                  "files": changes.files_changed})
 
     plan = Plan()
-    units = list(read_units(new, changes.changed, options, runtime.settings.max_unit_lines, plan, progress))
+    units = list(read_units(new, changes.changed, options, runtime.settings.max_unit_lines, plan, progress,
+                            Limits.from_settings(runtime.settings)))
     old_refs = (store.refs(repo.id, branch) if changes.full
                 else store.refs(repo.id, branch, changes.changed | changes.gone))
     classify(repo.id, branch, units, old_refs, reembed, plan)

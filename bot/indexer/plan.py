@@ -10,7 +10,7 @@ import git
 from gitdb.exc import BadName, BadObject
 
 from bot.documents import DocumentRef, Unit, document_id
-from bot.indexer.chunker import chunk_file
+from bot.indexer.chunker import DEFAULT_LIMITS, Limits, TooLarge, chunk_file, unit_size
 from bot.indexer.filters import IndexOptions, content_skip_reason, decode, path_skip_reason
 from bot.indexer.secrets import redact
 
@@ -75,10 +75,17 @@ def find_changes(repository: git.Repo, old: git.Commit | None, new: git.Commit, 
 
 def read_units(
     new: git.Commit, paths: Iterable[str], options: IndexOptions, max_unit_lines: int, plan: Plan,
-    progress: Progress | None = None,
+    progress: Progress | None = None, limits: Limits = DEFAULT_LIMITS,
 ) -> Iterator[Unit]:
-    """Units of the files at ``new``: filtered, decoded, redacted and chunked; skipped files noted in ``plan``."""
+    """Units of the files at ``new``: filtered, decoded, redacted and chunked; skipped files noted in ``plan``.
+
+    Files are read in path order. A file whose units would exceed a per-file limit is skipped; once a file's
+    units would take the run past ``limits.run_units`` or ``limits.run_chars``, it and every later file are
+    skipped, so the same run always indexes the same files.
+    """
     wanted = sorted(paths)
+    units_left, chars_left = limits.run_units, limits.run_chars
+    run_full: str | None = None
     for done, path in enumerate(wanted, 1):
         if progress and (done % 200 == 0 or done == len(wanted)):
             progress("chunking", done, len(wanted))
@@ -93,21 +100,41 @@ def read_units(
             continue
         if blob.type != "blob" or blob.mode == 0o120000:  # submodules and symlinks carry no code of their own
             continue
+        if run_full:
+            plan.skipped.append((path, run_full))
+            continue
         if blob.size > options.max_file_bytes:
             plan.skipped.append((path, f"larger than {options.max_file_bytes} bytes"))
             continue
         data = blob.data_stream.read()
-        reason = content_skip_reason(data, options)
+        reason = content_skip_reason(data, options, path)
         if reason:
             plan.skipped.append((path, reason))
             continue
         text, secrets = redact(decode(data))
         plan.secrets_redacted += secrets
         try:
-            yield from chunk_file(path, text, max_unit_lines)
+            units = chunk_file(path, text, max_unit_lines, limits)
+        except TooLarge as error:
+            plan.skipped.append((path, str(error)))
+            continue
         except Exception:  # a chunker bug must not stop the run; the file is reported as skipped
             log.exception("chunking failed", extra={"path": path})
             plan.skipped.append((path, "could not be chunked"))
+            continue
+        chars = sum(map(unit_size, units))
+        if len(units) > units_left or chars > chars_left:
+            run_full = (
+                f"not indexed: the run reached its limit of {limits.run_units} units (RAGCODE_MAX_RUN_UNITS)"
+                if len(units) > units_left else
+                f"not indexed: the run reached its limit of {limits.run_chars} characters (RAGCODE_MAX_RUN_UNIT_CHARS)"
+            )
+            log.warning("run limit reached", extra={"path": path, "reason": run_full})
+            plan.skipped.append((path, run_full))
+            continue
+        units_left -= len(units)
+        chars_left -= chars
+        yield from units
 
 
 def classify(

@@ -27,6 +27,8 @@ _KEYWORDS = frozenset(
     "module require nil puts auto unsigned signed sizeof typedef namespace template typename virtual override "
     "include define ifdef endif".split()
 )
+MAX_NAME_CHARS = 200  # of a name quoted in a summary
+MAX_WORD_CHARS = 40  # longer "words" are data or hostile identifiers, not vocabulary
 _FIRST_PARAM_LANGUAGES = frozenset({"python", "javascript", "typescript", "tsx", "rust", "ruby", "go"})
 _KIND_WORDS = {
     "ko": {"function": "함수", "method": "메서드", "module": "모듈 수준 코드", "class": "클래스", "part": "함수의 일부",
@@ -89,32 +91,38 @@ def parameters(code: str, language: str) -> list[str]:
 
 
 def key_words(code: str, exclude: set[str], limit: int = 12) -> list[str]:
-    """The most frequent words of the identifiers in ``code``."""
+    """The most frequent words of the identifiers in ``code`` (words longer than MAX_WORD_CHARS left out)."""
     counts: Counter[str] = Counter()
     for identifier in IDENTIFIER.findall(code):
         if identifier.lower() in _KEYWORDS:
             continue
         for word in split_identifier(identifier):
-            if len(word) > 2 and word not in exclude and word not in _KEYWORDS:
+            if 2 < len(word) <= MAX_WORD_CHARS and word not in exclude and word not in _KEYWORDS:
                 counts[word] += 1
     return [word for word, _ in counts.most_common(limit)]
+
+
+def _clip(text: str, limit: int = MAX_NAME_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def extractive_summary(unit: Unit, lang: str) -> str:
     """A summary built from the unit itself: kind, name, class, doc comment, parameters and key words.
 
     Like a model's summary it never names the file: summaries are cached by what they are made of (``Unit.hash``),
-    and the same code at another path must not carry this path.
+    and the same code at another path must not carry this path. Every part is bounded (names at MAX_NAME_CHARS,
+    words at MAX_WORD_CHARS), whatever the code.
     """
     words = _KIND_WORDS["en" if lang == "en" else "ko"]
-    short_name = unit.name.rsplit(".", 1)[-1].split("#")[0]
-    name_words = " ".join(split_identifier(short_name))
-    owner = unit.name.rsplit(".", 1)[0] if "." in unit.name else ""
+    name = _clip(unit.name)
+    short_name = name.rsplit(".", 1)[-1].split("#")[0]
+    name_words = " ".join(word for word in split_identifier(short_name) if len(word) <= MAX_WORD_CHARS)
+    owner = name.rsplit(".", 1)[0] if "." in name else ""
     doc = first_sentence(doc_comment(unit.code))
     params = parameters(unit.code, unit.language) if unit.kind not in ("module", "window") else []
     keywords = key_words(unit.code, set(split_identifier(short_name)))
     if lang == "en":
-        parts = [f"{words.get(unit.kind, 'Code')} `{unit.name}` ({name_words})."]
+        parts = [f"{words.get(unit.kind, 'Code')} `{name}` ({name_words})."]
         if owner and unit.kind in ("method", "part"):
             parts.append(f"Belongs to `{owner}`.")
         if doc:
@@ -124,7 +132,7 @@ def extractive_summary(unit: Unit, lang: str) -> str:
         if keywords:
             parts.append("Uses: " + ", ".join(keywords) + ".")
     else:
-        parts = [f"{words.get(unit.kind, '코드')} `{unit.name}` ({name_words})."]
+        parts = [f"{words.get(unit.kind, '코드')} `{name}` ({name_words})."]
         if owner and unit.kind in ("method", "part"):
             parts.append(f"`{owner}`에 속한다.")
         if doc:

@@ -11,8 +11,12 @@ from bot.markdown import fence
 
 SUMMARY_MAX_TOKENS = 512
 ANSWER_MAX_TOKENS = 4096
-MAX_UNIT_CHARS = 24_000  # a unit is at most a few hundred lines; this only guards against pathological lines
-MAX_CONTEXT_CHARS = 60_000
+MAX_UNIT_CHARS = 24_000  # code of one unit in a prompt (the chunker's default RAGCODE_MAX_UNIT_CHARS)
+MAX_UNIT_CONTEXT_CHARS = 2_000  # enclosing headers of one unit in a summary prompt
+MAX_FIELD_CHARS = 300  # a path or name quoted in a prompt
+MAX_SUMMARY_CHARS = 2_000  # of a summary: a model's answer past it is cut, a stored one is quoted cut
+MAX_REQUEST_CHARS = 8_000  # of the user's request in a generation prompt
+MAX_CONTEXT_CHARS = 60_000  # of all references in a generation prompt: code, summaries and their headings
 
 _FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)[^`]*$")
 _TAGGED = re.compile(r"<(summary|result)>(.*?)(?:</\1>|$)", re.S | re.I)
@@ -74,8 +78,13 @@ _FIELDS = {
 }
 
 
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, marked with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def summary_messages(unit: Unit, lang: str) -> tuple[str, str]:
-    """System and user message asking for a short summary of one unit.
+    """System and user message asking for a short summary of one unit; every part of it is bounded.
 
     The file's path is left out on purpose: a summary is cached by ``Unit.hash`` (code, name, kind, context),
     so it must not depend on, or mention, where the code lives.
@@ -85,10 +94,10 @@ def summary_messages(unit: Unit, lang: str) -> tuple[str, str]:
     lines = [
         f"{language}: {unit.language}",
         f"{kind}: {unit.kind}",
-        f"{name}: {unit.name}",
+        f"{name}: {_one_line(clip(unit.name, MAX_FIELD_CHARS))}",
     ]
     if unit.context.strip():
-        lines.append(f"{enclosing}:\n{fence(unit.context.strip()[:2000], unit.language)}")
+        lines.append(f"{enclosing}:\n{fence(unit.context.strip()[:MAX_UNIT_CONTEXT_CHARS], unit.language)}")
     lines.append(fence(unit.code[:MAX_UNIT_CHARS], unit.language))
     lines.append(_SUMMARY_TASK[lang])
     return _SUMMARY_SYSTEM[lang], "\n".join(lines)
@@ -112,7 +121,7 @@ def parse_summary(text: str) -> str:
         line = _BULLET.sub("", _LABEL.sub("", line))
         if line:
             cleaned.append(line)
-    return _one_line(" ".join(cleaned))
+    return clip(_one_line(" ".join(cleaned)), MAX_SUMMARY_CHARS)
 
 
 _ANSWER_SYSTEM = {
@@ -164,30 +173,36 @@ def _neutral(text: str) -> str:
 def generation_messages(
     request: str, hits: Sequence[Hit], lang: str, repo: str, max_context_chars: int = MAX_CONTEXT_CHARS
 ) -> tuple[str, str]:
-    """System and user message asking for code that answers ``request`` from the retrieved functions."""
+    """System and user message asking for code that answers ``request`` from the retrieved functions.
+
+    The references take at most ``max_context_chars`` (code, summaries and headings) and the request at most
+    MAX_REQUEST_CHARS, so the prompt is bounded however many hits and however long their texts.
+    """
     lang = _lang(lang)
     words = _ANSWER_TEXT[lang]
-    parts = [words["intro"].format(repo=repo), "<references>"]
+    parts = [words["intro"].format(repo=clip(repo, MAX_FIELD_CHARS)), "<references>"]
     budget = max_context_chars
     if not hits:
         parts.append(words["none"])
     for number, hit in enumerate(hits, 1):
         doc = hit.document
+        heading = [
+            f"[{number}] {_neutral(clip(doc.path, MAX_FIELD_CHARS))} ({words['lines']} {doc.start_line}-{doc.end_line})"
+            f" — {_neutral(clip(doc.name, MAX_FIELD_CHARS))}"
+        ]
+        if doc.summary.strip():
+            heading.append(f"{words['summary']}: {_neutral(clip(doc.summary, MAX_SUMMARY_CHARS))}")
+        budget -= sum(len(line) + 1 for line in heading)
         code = doc.code
         if len(code) > budget:
             if budget < 500:
                 break
             code = code[:budget] + f"\n{words['truncated']}"
         budget -= len(code)
-        parts.append(
-            f"[{number}] {_neutral(doc.path)} ({words['lines']} {doc.start_line}-{doc.end_line}) "
-            f"— {_neutral(doc.name)}"
-        )
-        if doc.summary.strip():
-            parts.append(f"{words['summary']}: {_neutral(doc.summary)}")
+        parts.extend(heading)
         parts.append(fence(code, doc.language))
     parts.append("</references>")
-    parts.append(f"{words['request']}:\n{request.strip()}")
+    parts.append(f"{words['request']}:\n{clip(request.strip(), MAX_REQUEST_CHARS)}")
     return _ANSWER_SYSTEM[lang].format(repo=repo), "\n".join(parts)
 
 
