@@ -115,14 +115,18 @@ def _vector(blob: bytes | None) -> np.ndarray | None:
 class LocalStore:
     """SQLite + Faiss in one folder; safe for threads of one process and for several processes (WAL)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, create: bool = True) -> None:
+        """Open the index in ``directory``; without ``create`` a missing index reads as an empty one and
+        nothing is written to disk (read-only commands leave no data folder behind)."""
         self.directory = Path(directory)
+        database: Path | str = self.directory / "ragcode.sqlite3"
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            (self.directory / "faiss").mkdir(exist_ok=True)
-            self._db = sqlite3.connect(
-                self.directory / "ragcode.sqlite3", check_same_thread=False, isolation_level=None, timeout=30
-            )
+            if not create and not Path(database).is_file():
+                database = ":memory:"
+            else:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                (self.directory / "faiss").mkdir(exist_ok=True)
+            self._db = sqlite3.connect(database, check_same_thread=False, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
