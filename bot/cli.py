@@ -79,11 +79,10 @@ def pick_branch(runtime: Runtime, repo: str, branch: str | None) -> str:
 
 class _Bar:
     """Progress per stage on stderr: a bar on a terminal, else one line (``ragcode: summarizing 120/969``)
-    when a stage starts, at most every ``every`` seconds while it runs, and when it ends, for logs."""
+    when a stage starts, at most every PROGRESS_SECONDS while it runs, and when it ends, for logs."""
 
-    def __init__(self, every: float = PROGRESS_SECONDS) -> None:
+    def __init__(self) -> None:
         self._terminal = sys.stderr.isatty()
-        self._every = every
         self._bars: dict[str, Any] = {}
         self._latest: dict[str, tuple[int, int]] = {}  # stage -> (done, total) last reported by the run
         self._printed: dict[str, tuple[float, int]] = {}  # stage -> (when, done) last printed
@@ -95,7 +94,7 @@ class _Bar:
             return
         printed = self._printed.get(stage)
         now = time.monotonic()
-        if printed is None or done >= total or now - printed[0] >= self._every:
+        if printed is None or done >= total or now - printed[0] >= PROGRESS_SECONDS:
             self._line(stage, done, total, now)
 
     def _draw(self, stage: str, done: int, total: int) -> None:
