@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
 
 from bot.config import Settings
 from bot.documents import Document, Hit, Unit
@@ -31,6 +32,9 @@ class OpenAIStandin:
 
     def __init__(self, latency: float = 0.005, limit: int = 1_000) -> None:
         self.latency, self.limit = latency, limit
+        self.refuse = ""  # when set, every request gets 403 with this message (a proxy or IAM denial)
+        self.bodies: list[str] = []  # every request body, as sent
+        self.answer = ""  # when set, the generated answer
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         self.inflight = 0
@@ -42,7 +46,10 @@ class OpenAIStandin:
             disable_nagle_algorithm = True
 
             def do_POST(self) -> None:  # noqa: N802 - http.server naming
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with standin.lock:
+                    standin.bodies.append(raw.decode("utf-8"))
+                body = json.loads(raw or b"{}")
                 status, payload = standin.handle(self.path, self.headers.get("Authorization", ""), body)
                 data = json.dumps(payload).encode("utf-8")
                 self.send_response(status)
@@ -69,6 +76,8 @@ class OpenAIStandin:
             if authorization != f"Bearer {API_KEY}":
                 self.counts["unauthorized"] += 1
                 return 401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}
+            if self.refuse:
+                return 403, {"error": {"message": self.refuse, "type": "permission_error"}}
             if self.inflight >= self.limit:
                 self.counts["throttled"] += 1
                 return 429, {"error": {"message": "Rate limit reached", "type": "rate_limit_error"}}
@@ -94,7 +103,7 @@ class OpenAIStandin:
             with self.lock:
                 self.counts[f"summary:{name}"] += 1
         else:
-            content = "Here you go:\n\n```python\ndef generated():\n    return 42\n```"
+            content = self.answer or "Here you go:\n\n```python\ndef generated():\n    return 42\n```"
         with self.lock:
             self.counts["ok"] += 1
         return {"id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
@@ -158,7 +167,7 @@ def test_summaries_spread_over_base_urls_with_bearer_key(servers: list[OpenAISta
     assert servers[0].counts["ok"] + servers[1].counts["ok"] == 40  # duplicates not sent again
     assert servers[0].counts["unauthorized"] == servers[1].counts["unauthorized"] == 0
     usage = model.usage()
-    assert set(usage) == set(bases) and sum(u["output_tokens"] for u in usage.values()) > 0
+    assert set(usage) == {"openai-1", "openai-2"} and sum(u["output_tokens"] for u in usage.values()) > 0
 
 
 def test_throttling_server_sheds_load(servers: list[OpenAIStandin]) -> None:
@@ -170,7 +179,7 @@ def test_throttling_server_sheds_load(servers: list[OpenAIStandin]) -> None:
     assert len(result.summaries) == 60 and not result.failed
     assert servers[0].counts["throttled"] > 0
     assert servers[0].counts["ok"] < servers[1].counts["ok"]
-    assert model.usage()[servers[0].url]["throttles"] == servers[0].counts["throttled"]
+    assert model.usage()["openai-1"]["throttles"] == servers[0].counts["throttled"]
 
 
 def test_unreachable_server_fails_over(servers: list[OpenAIStandin]) -> None:
@@ -178,7 +187,7 @@ def test_unreachable_server_fails_over(servers: list[OpenAIStandin]) -> None:
     model = OpenAITextModel(settings([dead, servers[0].url]))
     result = model.summarize(units(20), "en")
     assert len(result.summaries) == 20 and not result.failed
-    assert 1 <= model.usage()[dead]["errors"] <= 4
+    assert 1 <= model.usage()["openai-1"]["errors"] <= 4
     assert servers[0].counts["ok"] == 20
 
 
@@ -222,3 +231,14 @@ def test_embedder_dimension_from_first_response(servers: list[OpenAIStandin]) ->
     assert embedder.embed_documents(["a", "b"]).shape == (2, DIMENSION)
     assert embedder.dimension == DIMENSION
     assert servers[0].batches == [2]  # no probe needed
+
+
+def test_metrics_and_usage_name_servers_by_position_never_by_url(servers: list[OpenAIStandin]) -> None:
+    model = OpenAITextModel(settings([s.url for s in servers]))
+    model.summarize(units(6), "en")
+    text = generate_latest().decode()
+    assert 'region="openai-1"' in text and 'region="openai-2"' in text
+    for server in servers:
+        assert server.url.removeprefix("http://") not in text  # internal addresses stay out of /metrics
+    assert set(model.usage()) == {"openai-1", "openai-2"}  # the check run's table of calls per region
+

@@ -37,8 +37,8 @@ class OpenAIEmbedder:
         assert self._dimension is not None
         return self._dimension
 
-    def _embed_batch(self, base: str, batch: list[str]) -> Reply:
-        payload = self._client.post(base, "embeddings", {"model": self.model, "input": batch})
+    def _embed_batch(self, region: str, batch: list[str]) -> Reply:
+        payload = self._client.post(region, "embeddings", {"model": self.model, "input": batch})
         try:
             rows = sorted(payload["data"], key=lambda row: row.get("index", 0))
             vectors = np.asarray([row["embedding"] for row in rows], dtype=np.float32)
@@ -75,5 +75,5 @@ class OpenAIEmbedder:
         return vector
 
     def usage(self) -> dict[str, dict[str, float]]:
-        """Calls, tokens, errors, throttles and seconds per base URL since creation."""
+        """Calls, tokens, errors, throttles and seconds per base URL (``openai-1``, … by position) since creation."""
         return self._client.scheduler.usage()

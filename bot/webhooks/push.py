@@ -10,6 +10,7 @@ from typing import Any
 from github.CheckRun import CheckRun
 from github.Repository import Repository
 
+from bot import logs
 from bot.github.mirror import branch_head
 from bot.indexer.pipeline import index_branch
 from bot.queue import Job, JobSpec
@@ -91,8 +92,10 @@ def run_index(context: Context, job: Job) -> None:
             context.runtime, mirror, repo, branch, head, full=bool(payload.get("full")), options=config.options,
             progress=_Progress(check),
         )
-    except Exception as error:
-        text, body = checks.failure(f"{type(error).__name__}: {error}", config.errors)
+    except Exception:
+        reference = logs.reference()
+        log.exception("indexing failed", extra=extra | {"reference": reference})
+        text, body = checks.failure(reference, config.errors)
         _complete(check, "failure", text, body)
         raise
     conclusion = "failure" if report.functions_failed else "success"
