@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 import socket
+import string
 import threading
 import time
 from collections import Counter
@@ -16,10 +18,13 @@ import numpy as np
 import pytest
 from prometheus_client import generate_latest
 
+from bot.commands.answer import answer
 from bot.config import Settings
 from bot.documents import Document, Hit, Unit
 from bot.embed.openai import OpenAIEmbedder
+from bot.indexer.pipeline import index_branch
 from bot.llm.openai import OpenAITextModel, endpoint
+from bot.runtime import Runtime
 from tests.bedrock_standin import standin_summary, standin_vector
 
 API_KEY = "sk-standin"
@@ -242,3 +247,35 @@ def test_metrics_and_usage_name_servers_by_position_never_by_url(servers: list[O
         assert server.url.removeprefix("http://") not in text  # internal addresses stay out of /metrics
     assert set(model.usage()) == {"openai-1", "openai-2"}  # the check run's table of calls per region
 
+
+def test_no_secret_reaches_a_prompt_the_store_or_a_reply(servers: list[OpenAIStandin], make_repo, tmp_path) -> None:
+    rng = random.Random(11)
+
+    def fake(length: int, alphabet: str = string.ascii_letters + string.digits) -> str:
+        return "".join(rng.choice(alphabet) for _ in range(length))
+
+    stripe, openai_key, password = "sk_" + "live_" + fake(24), "sk-" + "proj-" + fake(48), fake(16) + "%!"
+    django, webhook = fake(50), "https://hooks.slack.com/services/T" + fake(9, string.ascii_uppercase) + "/B" + fake(9) + "/" + fake(24)
+    repo = make_repo()
+    repo.write("app/pay.py", f'STRIPE_KEY = "{stripe}"\n\n\ndef charge(amount):\n    """Charge the card."""\n'
+                             "    return stripe.Charge.create(amount=amount, api_key=STRIPE_KEY)\n")
+    repo.write("app/ai.py", f'def client():\n    """Build the model client."""\n    return OpenAI(api_key="{openai_key}")\n')
+    repo.write("deploy/app.yaml", f"database:\n  user: shop\n  password: {password}\nalerts: {webhook}\n")
+    repo.write("mysite/settings/production.py", f'SECRET_KEY = "{django}"\nDEBUG = False\n')
+    sha = repo.commit()
+    runtime = Runtime(settings([servers[0].url], home=tmp_path / "home", min_score=0.0))
+    try:
+        report = index_branch(runtime, repo.repo, "acme/app", "main", sha)
+        servers[0].answer = f"Like this:\n\n```python\nSTRIPE_KEY = '{stripe}'\n```\n\nAlerts go to {webhook}"
+        reply = answer(runtime, "acme/app", "main", "charge a card", html_url="https://github.com/acme/app")
+        stored = runtime.store.documents("acme/app", "main", [ref.id for ref in runtime.store.refs("acme/app", "main")])
+    finally:
+        runtime.close()
+    assert {"path": "mysite/settings/production.py", "reason": "deployment configuration"} in report.files_skipped
+    assert report.secrets_redacted >= 4 and stored and reply.hits and servers[0].counts["ok"] > 0
+    sent = "\n".join(servers[0].bodies)
+    assert "Charge the card" in sent and "STRIPE_KEY" in sent and "[REDACTED:" in reply.markdown
+    for secret in (stripe, openai_key, password, django, webhook):
+        assert secret not in sent, "a prompt or an embedding request"
+        assert all(secret not in document.code + document.summary for document in stored), "the store"
+        assert secret not in reply.markdown, "the reply"
