@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
-MAX_SOURCE_CHARS = 200_000  # model text beyond this is not even parsed (a reply holds at most 65,536)
+MAX_SOURCE_CHARS = 100_000  # model text beyond this is not even parsed (a reply holds at most 65,536)
 
 _BACKTICK_RUN = re.compile(r"`+")
 _INLINE_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")

@@ -82,7 +82,7 @@ def failure(reference: str, config_errors: Sequence[str] = ()) -> tuple[str, str
     """
     lines = ["Indexing stopped with an error.", "",
              f"Reference {inline_code(reference)}: the service's logs have the details.", *config_section(config_errors)]
-    return "Indexing failed", "\n".join(lines)
+    return "Indexing failed", _clip("\n".join(lines))
 
 
 def _number(value: float) -> str:
