@@ -18,7 +18,7 @@ from markdown_it.tree import SyntaxTreeNode
 MAX_SOURCE_CHARS = 100_000  # model text beyond this is not even parsed (a reply holds at most 65,536)
 
 _BACKTICK_RUN = re.compile(r"`+")
-_INLINE_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+_INLINE_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~$])")  # "$": GitHub renders $math$ (with \\href links)
 # What GitHub turns into a link on its own: scheme URLs, www. hosts, mailto:/xmpp: (e-mail addresses lose
 # their "@" link below like mentions do).
 _BARE_URL = re.compile(r"(?i)(?:\b[a-z][a-z0-9+.\-]{0,31}://|\bwww\.|\b(?:mailto|xmpp):)[^\s<>]*")

@@ -147,6 +147,12 @@ def test_escaped_text_has_nothing_live(markdown):
                          .replace("</summary>", "").replace("<sub>", "").replace("</sub>", "")) == []
 
 
+def test_math_is_shown_as_text():
+    cleaned = sanitize("$\\href{https://evil.example}{click}$ and $$x$$", HTML_URL)
+    outside_code = re.sub(r"`[^`]*`", "", cleaned)
+    assert "$" in outside_code and re.search(r"(?<!\\)\$", outside_code) is None  # GitHub renders no math, no \\href
+
+
 def test_code_keeps_its_exact_text_wherever_it_was():
     code = "x = '<b>@everyone</b> ![i](https://evil.example/)'\n```\n~~~\n"
     markdown = (f"- step\n\n  ````python\n  {code.replace(chr(10), chr(10) + '  ')}````\n\n"
