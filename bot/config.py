@@ -21,6 +21,11 @@ class ConfigError(ValueError):
     """A missing or invalid setting; the message names the variable."""
 
 
+class LimitExceeded(RuntimeError):
+    """Work refused because it is over an operator's limit; the message names the setting and nothing internal,
+    so it may be shown on GitHub."""
+
+
 def default_home() -> Path:
     """The per-user data folder (``~/.local/share/ragcode`` on Linux); ``RAGCODE_HOME`` overrides it."""
     return platformdirs.user_data_path("ragcode")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 import socket
+import string
 import threading
 import time
 from collections import Counter
@@ -14,14 +16,19 @@ from typing import Any
 
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
 
+from bot.commands.answer import answer
 from bot.config import Settings
 from bot.documents import Document, Hit, Repository, Unit
 from bot.embed.openai import OpenAIEmbedder
+from bot.indexer.pipeline import index_branch
 from bot.llm.openai import OpenAITextModel, endpoint
+from bot.runtime import Runtime
 from tests.bedrock_standin import standin_summary, standin_vector
 
 API_KEY = "sk-standin"
+APP = Repository(101, "acme/app", 1)
 DIMENSION = 48
 _NAME_LINE = re.compile(r"^(?:Name|이름): (.+)$", re.M)
 
@@ -33,6 +40,9 @@ class OpenAIStandin:
         self.latency, self.limit = latency, limit
         self.context_tokens = context_tokens  # an embedding model's window; tokens counted as UTF-8 bytes at worst
         self.longest_input = 0
+        self.refuse = ""  # when set, every request gets 403 with this message (a proxy or IAM denial)
+        self.bodies: list[str] = []  # every request body, as sent
+        self.answer = ""  # when set, the generated answer
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         self.inflight = 0
@@ -44,7 +54,10 @@ class OpenAIStandin:
             disable_nagle_algorithm = True
 
             def do_POST(self) -> None:  # noqa: N802 - http.server naming
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with standin.lock:
+                    standin.bodies.append(raw.decode("utf-8"))
+                body = json.loads(raw or b"{}")
                 status, payload = standin.handle(self.path, self.headers.get("Authorization", ""), body)
                 data = json.dumps(payload).encode("utf-8")
                 self.send_response(status)
@@ -71,6 +84,8 @@ class OpenAIStandin:
             if authorization != f"Bearer {API_KEY}":
                 self.counts["unauthorized"] += 1
                 return 401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}
+            if self.refuse:
+                return 403, {"error": {"message": self.refuse, "type": "permission_error"}}
             if self.inflight >= self.limit:
                 self.counts["throttled"] += 1
                 return 429, {"error": {"message": "Rate limit reached", "type": "rate_limit_error"}}
@@ -105,7 +120,7 @@ class OpenAIStandin:
             with self.lock:
                 self.counts[f"summary:{name}"] += 1
         else:
-            content = "Here you go:\n\n```python\ndef generated():\n    return 42\n```"
+            content = self.answer or "Here you go:\n\n```python\ndef generated():\n    return 42\n```"
         with self.lock:
             self.counts["ok"] += 1
         return {"id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
@@ -169,7 +184,7 @@ def test_summaries_spread_over_base_urls_with_bearer_key(servers: list[OpenAISta
     assert servers[0].counts["ok"] + servers[1].counts["ok"] == 40  # duplicates not sent again
     assert servers[0].counts["unauthorized"] == servers[1].counts["unauthorized"] == 0
     usage = model.usage()
-    assert set(usage) == set(bases) and sum(u["output_tokens"] for u in usage.values()) > 0
+    assert set(usage) == {"openai-1", "openai-2"} and sum(u["output_tokens"] for u in usage.values()) > 0
 
 
 def test_throttling_server_sheds_load(servers: list[OpenAIStandin]) -> None:
@@ -181,7 +196,7 @@ def test_throttling_server_sheds_load(servers: list[OpenAIStandin]) -> None:
     assert len(result.summaries) == 60 and not result.failed
     assert servers[0].counts["throttled"] > 0
     assert servers[0].counts["ok"] < servers[1].counts["ok"]
-    assert model.usage()[servers[0].url]["throttles"] == servers[0].counts["throttled"]
+    assert model.usage()["openai-1"]["throttles"] == servers[0].counts["throttled"]
 
 
 def test_unreachable_server_fails_over(servers: list[OpenAIStandin]) -> None:
@@ -189,7 +204,7 @@ def test_unreachable_server_fails_over(servers: list[OpenAIStandin]) -> None:
     model = OpenAITextModel(settings([dead, servers[0].url]))
     result = model.summarize(units(20), "en")
     assert len(result.summaries) == 20 and not result.failed
-    assert 1 <= model.usage()[dead]["errors"] <= 4
+    assert 1 <= model.usage()["openai-1"]["errors"] <= 4
     assert servers[0].counts["ok"] == 20
 
 
@@ -251,3 +266,46 @@ def test_embedding_inputs_are_cut_to_the_configured_bound() -> None:
             unbounded.embed_documents([hostile])
     finally:
         server.close()
+
+
+def test_metrics_and_usage_name_servers_by_position_never_by_url(servers: list[OpenAIStandin]) -> None:
+    model = OpenAITextModel(settings([s.url for s in servers]))
+    model.summarize(units(6), "en")
+    text = generate_latest().decode()
+    assert 'region="openai-1"' in text and 'region="openai-2"' in text
+    for server in servers:
+        assert server.url.removeprefix("http://") not in text  # internal addresses stay out of /metrics
+    assert set(model.usage()) == {"openai-1", "openai-2"}  # the check run's table of calls per region
+
+
+def test_no_secret_reaches_a_prompt_the_store_or_a_reply(servers: list[OpenAIStandin], make_repo, tmp_path) -> None:
+    rng = random.Random(11)
+
+    def fake(length: int, alphabet: str = string.ascii_letters + string.digits) -> str:
+        return "".join(rng.choice(alphabet) for _ in range(length))
+
+    stripe, openai_key, password = "sk_" + "live_" + fake(24), "sk-" + "proj-" + fake(48), fake(16) + "%!"
+    django, webhook = fake(50), "https://hooks.slack.com/services/T" + fake(9, string.ascii_uppercase) + "/B" + fake(9) + "/" + fake(24)
+    repo = make_repo()
+    repo.write("app/pay.py", f'STRIPE_KEY = "{stripe}"\n\n\ndef charge(amount):\n    """Charge the card."""\n'
+                             "    return stripe.Charge.create(amount=amount, api_key=STRIPE_KEY)\n")
+    repo.write("app/ai.py", f'def client():\n    """Build the model client."""\n    return OpenAI(api_key="{openai_key}")\n')
+    repo.write("deploy/app.yaml", f"database:\n  user: shop\n  password: {password}\nalerts: {webhook}\n")
+    repo.write("mysite/settings/production.py", f'SECRET_KEY = "{django}"\nDEBUG = False\n')
+    sha = repo.commit()
+    runtime = Runtime(settings([servers[0].url], home=tmp_path / "home", min_score=0.0))
+    try:
+        report = index_branch(runtime, repo.repo, APP, "main", sha)
+        servers[0].answer = f"Like this:\n\n```python\nSTRIPE_KEY = '{stripe}'\n```\n\nAlerts go to {webhook}"
+        reply = answer(runtime, APP, "main", "charge a card", html_url="https://github.com/acme/app")
+        stored = runtime.store.documents(APP.id, "main", [ref.id for ref in runtime.store.refs(APP.id, "main")])
+    finally:
+        runtime.close()
+    assert {"path": "mysite/settings/production.py", "reason": "deployment configuration"} in report.files_skipped
+    assert report.secrets_redacted >= 4 and stored and reply.hits and servers[0].counts["ok"] > 0
+    sent = "\n".join(servers[0].bodies)
+    assert "Charge the card" in sent and "STRIPE_KEY" in sent and "[REDACTED:" in reply.markdown
+    for secret in (stripe, openai_key, password, django, webhook):
+        assert secret not in sent, "a prompt or an embedding request"
+        assert all(secret not in document.code + document.summary for document in stored), "the store"
+        assert secret not in reply.markdown, "the reply"
