@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator
 
@@ -42,6 +43,14 @@ def test_creates_its_indices_with_the_documents_index_on_first_write(store: Open
     store.write("acme/app", "main", [make_doc(dimension=8)], [])
     assert "ragcode-test-documents-8" in standin.indices
     assert store.vector_search("acme/app", "main", make_doc(dimension=16).vector, 5) == []
+
+
+def test_a_branch_never_indexed_is_no_failure_in_the_log(store: OpenSearchStore,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        assert store.branch_state("acme/app", "main") is None
+        store.drop_branch("acme/app", "feature")  # a deleted branch that was never indexed
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
 
 
 def test_throttled_bulk_items_are_retried(store: OpenSearchStore, standin: StandIn) -> None:

@@ -182,12 +182,13 @@ class OpenSearchStore:
 
     def branch_state(self, repo: str, branch: str) -> BranchState | None:
         """The indexed commit of ``repo``/``branch``, or None if it was never indexed."""
-        try:
-            response = self.client.get(index=bodies.state_index(self.prefix), id=bodies.state_id(repo, branch))
-        except NotFoundError:
-            return None
+        try:  # a 404 is the usual answer for a branch never indexed: ignored, so the client logs no failure
+            response = self.client.get(index=bodies.state_index(self.prefix), id=bodies.state_id(repo, branch),
+                                       ignore=404)
         except (TransportError, OpenSearchConnectionError) as error:
             raise StoreError(f"OpenSearch get failed: {_reason(error)}") from None
+        if not response.get("found"):
+            return None
         state = bodies.state_from_source(response["_source"])
         return state if (state.repo, state.branch) == (repo, branch) else None
 
@@ -230,9 +231,7 @@ class OpenSearchStore:
             self._delete_branch_in(index, repo, branch)
         try:
             self.client.delete(index=bodies.state_index(self.prefix), id=bodies.state_id(repo, branch),
-                               params={"refresh": "true"})
-        except NotFoundError:
-            pass
+                               params={"refresh": "true"}, ignore=404)
         except (TransportError, OpenSearchConnectionError) as error:
             raise StoreError(f"OpenSearch delete failed: {_reason(error)}") from None
 
