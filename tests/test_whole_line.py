@@ -341,7 +341,7 @@ def model_name(line: Line) -> str:
 
 
 def assert_summarized(line: Line, received: Received, expected: Counter[str]) -> None:
-    """The text model's stand-in got exactly one summary request per function in ``expected``; others none."""
+    """The text model's stand-in answered one summary request per function in ``expected``; the other none."""
     for backend in ("bedrock", "openai"):
         assert received.summaries[backend] == (expected if line.llm == backend else Counter()), backend
 
@@ -496,8 +496,8 @@ class Case:
         assert_embedded(self.line, received, FIRST)
         assert_no_secret(received)
         calls = {region: figures["calls"] for region, figures in report["usage"].items()}
-        if self.line.llm == "bedrock":  # the region that is down gets a few calls, the others the work
-            assert calls.get("eu-west-1", 0) < min(calls["us-east-1"], calls["ap-northeast-2"]), calls
+        if self.line.llm == "bedrock":  # the region that is down gets the first wave only, then cools down
+            assert calls.get("eu-west-1", 0) < calls["us-east-1"], calls
             assert report["usage"]["us-east-1"]["input_tokens"] > 0
         if self.line.llm == "openai":
             assert calls == {self.standins.openai.url: sum(FIRST.values())}
