@@ -53,6 +53,17 @@ def test_a_branch_never_indexed_is_no_failure_in_the_log(store: OpenSearchStore,
     assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
 
 
+def test_an_index_another_instance_created_meanwhile_is_no_failure(store: OpenSearchStore, standin: StandIn,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    store.write("acme/app", "main", [make_doc()], [])
+    standin.created_meanwhile.add("ragcode-test-state")
+    with caplog.at_level(logging.INFO):
+        other = OpenSearchStore(_settings(store.url))  # sees no state index, then finds it exists on creating it
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
+    assert standin.created_meanwhile == set() and [r.id for r in other.refs("acme/app", "main")] == [make_doc().id]
+    other.close()
+
+
 def test_throttled_bulk_items_are_retried(store: OpenSearchStore, standin: StandIn) -> None:
     docs = [make_doc(name=f"f{i}", seed=i) for i in range(3)]
     standin.fail_once[docs[1].id] = 429
@@ -98,6 +109,14 @@ def test_missing_nori_plugin_fails_at_start_up() -> None:
     with serve(StandIn(plugins=("opensearch-knn",))) as url, pytest.raises(StoreError) as error:
         OpenSearchStore(_settings(url))
     assert "analysis-nori" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_missing_nori_plugin_is_named_on_first_write_when_plugins_cannot_be_listed() -> None:
+    with serve(StandIn(plugins=("opensearch-knn",), list_plugins=False)) as url:
+        store = OpenSearchStore(_settings(url))
+        with pytest.raises(StoreError) as error:
+            store.write("acme/app", "main", [make_doc()], [])
+    assert "the analysis-nori plugin is missing" in str(error.value) and "\n" not in str(error.value)
 
 
 def test_unreachable_cluster_fails_at_start_up() -> None:

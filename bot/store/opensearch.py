@@ -138,18 +138,21 @@ class OpenSearchStore:
         try:
             if self.client.indices.exists(index=name):
                 return
-            self.client.indices.create(index=name, body=body)
-            log.info("created index %s", name)
-        except RequestError as error:
-            reason = _reason(error)
-            if "resource_already_exists" in reason:
-                return  # another instance created it first
-            if "nori" in reason:
-                raise StoreError(f"OpenSearch at {self.url} cannot create {name}: the analysis-nori plugin "
-                                 f"is missing ({reason})") from None
-            raise StoreError(f"OpenSearch at {self.url} cannot create {name}: {reason}") from None
+            # A 400 is read here rather than logged as a failure by the client: when several instances start
+            # together, all but one find that another created the index first.
+            response = self.client.indices.create(index=name, body=body, ignore=400)
         except TransportError as error:
             raise StoreError(f"OpenSearch at {self.url} cannot create {name}: {_reason(error)}") from None
+        if not isinstance(response, dict) or "error" not in response:
+            log.info("created index %s", name)
+            return
+        reason = _reason(RequestError(400, "create", response))
+        if "resource_already_exists" in reason:
+            return
+        if "nori" in reason:
+            raise StoreError(f"OpenSearch at {self.url} cannot create {name}: the analysis-nori plugin "
+                             f"is missing ({reason})")
+        raise StoreError(f"OpenSearch at {self.url} cannot create {name}: {reason}")
 
     def _documents_indices(self) -> dict[int, str]:
         """Existing documents indices by dimension."""
