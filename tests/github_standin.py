@@ -200,7 +200,7 @@ class GitHubStandIn:
         if scheme.lower() not in ("token", "bearer"):
             return None
         grant = self.tokens.get(credential)
-        if grant is None or grant[1] <= time.time():
+        if grant is None or grant[1] <= time.time() or grant[0] in self.deleted_installations:
             return None
         return f"installation:{grant[0]}"
 
@@ -211,7 +211,8 @@ class GitHubStandIn:
                          "created_at": _now(), "updated_at": _now(), "permissions": {}, "events": []}
         match = re.fullmatch(r"/app/installations/(\d+)/access_tokens", path)
         if method == "POST" and match and int(match[1]) in self.deleted_installations:
-            return self._error(404, f"installation {match[1]} does not exist")
+            # GitHub's answer for an uninstalled App: expected by the App, so not recorded as a client error
+            return 404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}
         if method == "POST" and match:
             token = "ghs_" + secrets.token_hex(18)
             expires = time.time() + self.token_ttl

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import random
-import re
 import socket
 import string
-import threading
-import time
-from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import numpy as np
 import pytest
@@ -26,118 +19,9 @@ from bot.indexer.pipeline import index_branch
 from bot.llm.openai import OpenAITextModel, endpoint
 from bot.runtime import Runtime
 from tests.bedrock_standin import standin_summary, standin_vector
+from tests.openai_standin import API_KEY, DIMENSION, EMBED_MODEL, MODEL, OpenAIStandin
 
-API_KEY = "sk-standin"
 APP = Repository(101, "acme/app", 1)
-DIMENSION = 48
-_NAME_LINE = re.compile(r"^(?:Name|이름): (.+)$", re.M)
-
-
-class OpenAIStandin:
-    """A threaded OpenAI-compatible server: chat completions and embeddings, with a limit and a key."""
-
-    def __init__(self, latency: float = 0.005, limit: int = 1_000, context_tokens: int = 1_000_000) -> None:
-        self.latency, self.limit = latency, limit
-        self.context_tokens = context_tokens  # an embedding model's window; tokens counted as UTF-8 bytes at worst
-        self.longest_input = 0
-        self.refuse = ""  # when set, every request gets 403 with this message (a proxy or IAM denial)
-        self.bodies: list[str] = []  # every request body, as sent
-        self.answer = ""  # when set, the generated answer
-        self.lock = threading.Lock()
-        self.counts: Counter[str] = Counter()
-        self.inflight = 0
-        self.batches: list[int] = []
-        standin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server naming
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with standin.lock:
-                    standin.bodies.append(raw.decode("utf-8"))
-                body = json.loads(raw or b"{}")
-                status, payload = standin.handle(self.path, self.headers.get("Authorization", ""), body)
-                data = json.dumps(payload).encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def handle(self, path: str, authorization: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        with self.lock:
-            self.counts["requests"] += 1
-            if authorization != f"Bearer {API_KEY}":
-                self.counts["unauthorized"] += 1
-                return 401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}
-            if self.refuse:
-                return 403, {"error": {"message": self.refuse, "type": "permission_error"}}
-            if self.inflight >= self.limit:
-                self.counts["throttled"] += 1
-                return 429, {"error": {"message": "Rate limit reached", "type": "rate_limit_error"}}
-            self.inflight += 1
-        try:
-            time.sleep(self.latency)
-            if path == "/v1/chat/completions":
-                return 200, self.chat(body)
-            if path == "/v1/embeddings":
-                texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-                tokens = max(len(text.encode("utf-8")) for text in texts)
-                with self.lock:
-                    self.longest_input = max(self.longest_input, tokens)
-                if tokens > self.context_tokens:  # vLLM's answer to an input longer than the model's window
-                    return 400, {"object": "error", "type": "BadRequestError", "code": 400, "message": (
-                        f"This model's maximum context length is {self.context_tokens} tokens. However, you "
-                        f"requested {tokens} tokens in the input for embedding generation. Please reduce the "
-                        "length of the input.")}
-                return 200, self.embeddings(body)
-            return 404, {"error": {"message": f"no route {path}"}}
-        finally:
-            with self.lock:
-                self.inflight -= 1
-
-    def chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        system, user = (message["content"] for message in body["messages"])
-        assert body["model"] == "qwen2.5-coder:7b" and body["temperature"] == 0
-        korean = "한국어" in system + user
-        if "<summary>" in user:
-            name = _NAME_LINE.search(user).group(1)
-            content = f"<think>Let me read {name}.</think>\n<summary>{standin_summary(name, korean)}</summary>"
-            with self.lock:
-                self.counts[f"summary:{name}"] += 1
-        else:
-            content = self.answer or "Here you go:\n\n```python\ndef generated():\n    return 42\n```"
-        with self.lock:
-            self.counts["ok"] += 1
-        return {"id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                             "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": len(user) // 4, "completion_tokens": len(content) // 4,
-                          "total_tokens": len(user) // 4 + len(content) // 4}}
-
-    def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
-        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        with self.lock:
-            self.counts["ok"] += 1
-            self.batches.append(len(texts))
-        rows = [{"object": "embedding", "index": i, "embedding": standin_vector(text, DIMENSION).tolist()}
-                for i, text in enumerate(texts)]
-        return {"object": "list", "model": body["model"], "data": rows[::-1],  # order is by "index", not position
-                "usage": {"prompt_tokens": sum(len(t) // 4 for t in texts), "total_tokens": 0}}
 
 
 @pytest.fixture
@@ -146,6 +30,7 @@ def servers() -> Iterator[list[OpenAIStandin]]:
     yield started
     for server in started:
         server.close()
+        assert server.errors == [], "the client sent requests the stand-in refuses"
 
 
 def closed_port_url() -> str:
@@ -156,8 +41,8 @@ def closed_port_url() -> str:
 
 def settings(bases: list[str], **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "llm": "openai", "embedder": "openai", "openai_base_url": tuple(bases), "openai_model": "qwen2.5-coder:7b",
-        "openai_embed_model": "nomic-embed-text", "openai_api_key": API_KEY, "bedrock_cooldown": 30.0,
+        "llm": "openai", "embedder": "openai", "openai_base_url": tuple(bases), "openai_model": MODEL,
+        "openai_embed_model": EMBED_MODEL, "openai_api_key": API_KEY, "bedrock_cooldown": 30.0,
     }
     values.update(overrides)
     return Settings(**values)

@@ -225,11 +225,11 @@ def test_missing_delivery_or_event_headers_get_400(paused):
     assert paused.post("/webhook", content=body, headers=signed | {"X-GitHub-Delivery": "x"}).status_code == 400
 
 
-def test_oversized_bodies_get_413_before_anything_else(tmp_path, github, keys):
+def test_oversized_bodies_get_413_and_unsigned_ones_401_before_they_are_read(tmp_path, github, keys):
     settings = make_settings(tmp_path / "home", github, keys, pause_workers=True, webhook_max_bytes=1024)
     with TestClient(create_app(settings)) as client:
         assert post(client, "push", body=b"x" * 4096).status_code == 413
-        assert post(client, "push", body=b"x" * 4096, signature=None).status_code == 413
+        assert post(client, "push", body=b"x" * 4096, signature=None).status_code == 401
         assert post(client, "ping", {"zen": "Small is fine.", "hook_id": 1}).status_code == 200
 
 
@@ -560,7 +560,7 @@ def test_a_failed_index_run_shows_a_generic_check_run_with_a_reference(tmp_path,
         settings = make_settings(tmp_path / "home", github, keys, embedder="openai", openai_base_url=(models.url,),
                                  openai_embed_model="nomic-embed-text", openai_api_key=API_KEY, job_max_attempts=1)
         with TestClient(create_app(settings)) as client:  # starting up embeds a probe: the models answered then
-            models.refuse = denial
+            models.deny = denial
             post(client, "installation", installation_payload([source[1]], INSTALLATION))
             wait_idle(client)
     finally:
