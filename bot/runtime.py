@@ -11,6 +11,7 @@ from bot.embed import make_embedder
 from bot.embed.base import Embedder
 from bot.llm import make_text_model
 from bot.llm.base import TextModel
+from bot.spend import SpendLedger, make_ledger
 from bot.store import make_store
 from bot.store.base import Store
 
@@ -40,6 +41,12 @@ class Runtime:
         with self._lock:
             return make_embedder(self.settings)
 
+    @cached_property
+    def spend(self) -> SpendLedger:
+        """Model spending per installation and month (for the monthly budget)."""
+        with self._lock:
+            return make_ledger(self.settings)
+
     def warm_up(self) -> None:
         """Load the store, the models and the Korean analyzer now rather than on first use."""
         from bot.text import kiwi
@@ -54,3 +61,5 @@ class Runtime:
         """Close the store if it was opened."""
         if "store" in self.__dict__:
             self.store.close()
+        if "spend" in self.__dict__:
+            self.spend.close()

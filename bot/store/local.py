@@ -139,15 +139,22 @@ class LocalStore:
     (least recently used branches are unloaded and reload from their snapshot when searched again).
     """
 
-    def __init__(self, directory: Path, *, cache_bytes: int = 1 << 30) -> None:
+    def __init__(self, directory: Path, *, cache_bytes: int = 1 << 30, read_only: bool = False) -> None:
         self.directory = Path(directory)
         self.cache_bytes = cache_bytes
+        self.read_only = read_only  # opens an existing index for reading only (dry runs): no folder, no migration
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()  # the maps below
         self._indexes: OrderedDict[str, _Vectors] = OrderedDict()
         self._scope_locks: dict[str, threading.Lock] = {}
         try:
+            if read_only:
+                version = self._db().execute("PRAGMA user_version").fetchone()[0]
+                if version != SCHEMA_VERSION:
+                    raise StoreError(f"the index in {self.directory} has another format ({version}); the next "
+                                     "index run rebuilds it")
+                return
             self.directory.mkdir(parents=True, exist_ok=True)
             (self.directory / "faiss").mkdir(exist_ok=True)
             self._migrate(self._db())
@@ -158,10 +165,14 @@ class LocalStore:
         """This thread's connection."""
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.directory / "ragcode.sqlite3", check_same_thread=False, isolation_level=None,
-                                 timeout=30)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            path = self.directory / "ragcode.sqlite3"
+            if self.read_only:
+                db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,
+                                     isolation_level=None, timeout=30)
+            else:
+                db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=30000")
             self._local.db = db
             with self._guard:
