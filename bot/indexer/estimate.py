@@ -22,10 +22,10 @@ from bot.llm.prices import PriceTable, load_prices
 from bot.llm.prompts import summary_messages
 from bot.llm.tokens import estimate_chat_tokens, estimate_tokens
 
-# A summary is 2-4 sentences in <summary> tags, often after a one-line preamble: about 180 characters of
-# Korean (~1.2 tokens a syllable) or 320 of English (~4.5 characters a token).
-SUMMARY_OUTPUT_TOKENS = {"ko": 150, "en": 75}
-SUMMARY_TEXT_TOKENS = {"ko": 135, "en": 62}  # what is kept and embedded: the summary without preamble and tags
+# A summary is 2-4 sentences in <summary> tags, often after a one-line preamble: taking three sentences, about
+# 180 characters of Korean (~1.2 tokens a syllable) or 310 of English (~4.5 characters a token).
+SUMMARY_OUTPUT_TOKENS = {"ko": 150, "en": 70}
+SUMMARY_TEXT_TOKENS = {"ko": 120, "en": 56}  # what is kept and embedded: the summary without preamble and tags
 COHERE_MAX_TOKENS = 512  # Cohere Embed v3 embeds at most this many tokens of a text ("truncate": "END")
 COHERE_MAX_CHARS = 2048
 EMBED_CALL_SECONDS = 0.3  # one embedding request to Bedrock or an OpenAI-compatible server

@@ -167,7 +167,10 @@ class LocalStore:
         if db is None:
             path = self.directory / "ragcode.sqlite3"
             if self.read_only:
-                db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,
+                # Without a -wal file no connection is open and the file is complete: read it as immutable, so
+                # SQLite creates no -wal/-shm files either. With one, share the open connections' WAL.
+                options = "mode=ro" if path.with_name(path.name + "-wal").exists() else "mode=ro&immutable=1"
+                db = sqlite3.connect(f"{path.resolve().as_uri()}?{options}", uri=True, check_same_thread=False,
                                      isolation_level=None, timeout=30)
             else:
                 db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
