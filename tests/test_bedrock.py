@@ -337,6 +337,15 @@ def test_cohere_failure_raises_instead_of_returning_partial_vectors(bedrock: Sta
         embedder.embed_documents(["a", "b"])
 
 
+def test_cohere_answers_of_the_wrong_shape_are_rejected_not_misaligned(bedrock: StartStandin) -> None:
+    regions = {"us-east-1": RegionConfig(), "us-west-2": RegionConfig()}
+    standin = bedrock(regions, short_answers=True)
+    embedder = CohereEmbedder(settings(regions, bedrock_embed_model=COHERE))
+    with pytest.raises(RuntimeError, match=r"asked for 3 embeddings of 1024, got shape \(2, 1024\)"):
+        embedder.embed_documents(["a", "b", "c"])
+    assert standin.total("requests") == 2  # a rejected answer is tried once in each region, then reported
+
+
 def test_standin_checks_cohere_requests_like_the_service(bedrock: StartStandin) -> None:
     standin = bedrock({"us-east-1": RegionConfig()})
     signed = {"Authorization": "AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/bedrock/aws4_request, "

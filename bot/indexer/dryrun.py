@@ -123,15 +123,18 @@ def dry_run(settings: Settings, git_repo: git.Repo, name: str, repo_id: int | No
 def _line(label: str, part: ModelEstimate, name: str) -> str:
     cost = "price unknown" if part.cost_usd is None else f"${part.cost_usd:,.4f}"
     tokens = f"{part.input_tokens:,} in" + (f", {part.output_tokens:,} out" if part.output_tokens else "")
-    return f"  {label:<10} {name}: {part.calls:,} calls, {tokens} tokens, {cost}, ~{_duration(part.seconds)}"
+    calls = f"{part.calls:,} call{'' if part.calls == 1 else 's'}"
+    return f"  {label:<10} {name}: {calls}, {tokens} tokens, {cost}, {_duration(part.seconds)}"
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "<1 s"
     if seconds < 90:
-        return f"{seconds:.0f} s"
+        return f"~{seconds:.0f} s"
     if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+        return f"~{seconds / 60:.0f} min"
+    return f"~{seconds / 3600:.1f} h"
 
 
 def render(estimate: Estimate, listed: int = 10) -> str:
@@ -155,7 +158,7 @@ def render(estimate: Estimate, listed: int = 10) -> str:
     ]
     slots = (f" over {estimate.regions} regions × {estimate.concurrency} in flight" if estimate.regions else "")
     lines.append(f"  total      {estimate.calls:,} calls, {estimate.input_tokens:,} input and "
-                 f"{estimate.output_tokens:,} output tokens, about ${estimate.cost_usd:,.2f} and "
+                 f"{estimate.output_tokens:,} output tokens, about ${estimate.cost_usd:,.2f}, "
                  f"{_duration(estimate.seconds)}{slots}")
     if estimate.unpriced_models:
         lines.append(f"  no price for {', '.join(estimate.unpriced_models)}: add it with RAGCODE_PRICES_FILE")

@@ -4,8 +4,9 @@ Scripts tokenize very differently: an English word is about one token, a Hangul 
 ratios below were fitted on the summary prompts of 1,050 functions (this repository's Python and the Korean
 corpus of ``benchmarks/``, Korean and English prompts) and checked against the token counts that real Bedrock
 responses report (``usage.inputTokens``/``outputTokens`` of the recorded Claude and Nova calls in
-``shared/data/bedrock-runtime/examples``: within 10% for English prompts and answers). They are an estimate:
-each model family has its own tokenizer, and newer tokenizers may count up to a third more.
+``shared/data/bedrock-runtime/examples``: the reported input tokens, and the output tokens within 3%, for those
+short English calls). They are an estimate: each model family has its own tokenizer; the recorded answer of
+the newest Claude (``us.anthropic.claude-opus-4-8``, Markdown and code) took a third more tokens than estimated.
 """
 
 from __future__ import annotations
