@@ -120,24 +120,23 @@ def _price(prices: PriceTable, model: str, input_tokens: int, output_tokens: int
 
 
 def afford(run: RunPlan, money_left: float, settings: Settings) -> None:
-    """Keep only the summaries ``money_left`` USD pays for (in plan order); defer the rest to later runs."""
-    prices = load_prices(settings.prices_file)
-    text_price = prices.price(billed_text_model(settings))
-    spec = embedder_spec(settings)
-    embed_price = prices.price(spec.model) if spec.model else None
+    """Keep only the summaries ``money_left`` USD pays for (in plan order); defer the rest to later runs.
+
+    Only summaries are held back: a deferred function is embedded all the same (with its fallback summary), and a
+    text model without a price (offline, most self-hosted ones) costs nothing to hold back.
+    """
+    price = load_prices(settings.prices_file).price(billed_text_model(settings))
+    if price is None:
+        return
     kept: list[Unit] = []
     for unit in run.missing:
-        tokens_in, tokens_out = summary_tokens(unit, run.lang)
-        cost = text_price.cost(tokens_in, tokens_out) if text_price else 0.0
-        if embed_price:
-            cost += embed_price.cost(estimate_tokens(unit.name) + SUMMARY_TEXT_TOKENS.get(run.lang, 135), 0)
+        cost = price.cost(*summary_tokens(unit, run.lang))
         if cost > money_left:
             break
         money_left -= cost
         kept.append(unit)
-    dropped = {unit.hash for unit in run.missing[len(kept):]}
-    run.deferred |= dropped
-    run.deferred_for_budget = len(dropped)
+    run.deferred |= {unit.hash for unit in run.missing[len(kept):]}
+    run.deferred_for_budget = len(run.missing) - len(kept)
     run.missing = kept
 
 
@@ -197,11 +196,11 @@ def _estimate_embeddings(run: RunPlan, spec: EmbedderSpec, store: PlanStore, lan
         summary = run.cached.get(unit.hash) or extractive_summary(unit, lang)
         text = embedding_text(unit.name, summary)
         known[text_key(text)] = text
-    moved = run.plan.reused
-    if run.reembed or moved:
-        previous = store.documents(run.repo.id, run.branch, [ref.id for _, _, ref in moved])
-        for document in previous:
-            stale = document.vector is None or (spec.dimension is not None and document.vector.shape[-1] != spec.dimension)
+    moved = run.plan.reused  # moved, shifted or (with another embedder) unchanged functions keep their summary
+    if moved:
+        for document in store.documents(run.repo.id, run.branch, [ref.id for _, _, ref in moved]):
+            vector = document.vector
+            stale = vector is None or (spec.dimension is not None and vector.shape[-1] != spec.dimension)
             if run.reembed or stale:
                 text = embedding_text(document.name, document.summary)
                 known[text_key(text)] = text
