@@ -144,6 +144,8 @@ def command_index(settings: Settings, args: argparse.Namespace) -> int:
         raise UsageError(f"--ref: {args.ref!r} is not a commit of {args.path}") from None
     name, _ = remote_identity(repository)
     repo_name = args.repo or name or f"local/{Path(repository.working_tree_dir or args.path).resolve().name}"
+    if args.dry_run:
+        return command_dry_run(settings, args, repository, repo_name, commit)
     from bot.indexer.pipeline import index_branch
     from bot.repo_config import CONFIG_PATH, load_config
 
@@ -169,6 +171,20 @@ def command_index(settings: Settings, args: argparse.Namespace) -> int:
         for failed in report.functions_failed:
             print(f"  failed: {failed}")
     return 1 if report.functions_failed else 0
+
+
+def command_dry_run(settings: Settings, args: argparse.Namespace, repository: git.Repo, name: str, commit: str) -> int:
+    """``ragcode index --dry-run``: the plan and its estimate; no model is called and nothing is written."""
+    from bot.indexer.dryrun import dry_run, render
+
+    bar = _Bar()
+    try:
+        estimate = dry_run(settings, repository, name, args.repo_id, branch_of(repository, args.ref), commit,
+                           full=args.full, progress=bar)
+    finally:
+        bar.close()
+    print(json.dumps(estimate.to_json(), ensure_ascii=False) if args.json else render(estimate))
+    return 0
 
 
 def _html_url(runtime: Runtime, repo: str) -> str:
@@ -357,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "repository of that name, else a local id)")
     index.add_argument("--ref", default="HEAD")
     index.add_argument("--full", action="store_true", help="re-plan every file (cached summaries still apply)")
+    index.add_argument("--dry-run", action="store_true", help="plan only: functions to summarize, estimated "
+                       "calls, tokens, cost and time; no model is called and nothing is written")
     index.add_argument("--json", action="store_true")
     index.set_defaults(run=command_index)
 

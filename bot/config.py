@@ -104,6 +104,9 @@ class Settings:
     bedrock_cooldown: float = 5.0  # seconds a failing region rests before one probe call (doubles while it fails)
     openai_concurrency: int = 4  # most calls in flight per OpenAI-compatible base URL
     openai_timeout: float = 120.0  # seconds per OpenAI-compatible request (local models are slow)
+    monthly_budget_usd: float = 0.0  # spending cap per installation and calendar month (UTC); 0: none
+    prices_file: str = ""  # TOML or JSON prices that replace or extend the built-in table (bot/llm/prices.py)
+    estimate_call_seconds: float = 3.0  # seconds one summary call takes, for estimates (dry runs, check runs)
 
 
 # variable name -> Settings attribute, for the names that do not follow RAGCODE_<ATTR>.
@@ -223,6 +226,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"RAGCODE_MAX_FILE_BYTES: must be at most {MAX_FILE_BYTES_CEILING}")
     if settings.bedrock_embed_dimension not in (256, 512, 1024):
         raise ConfigError("RAGCODE_BEDROCK_EMBED_DIMENSION: Titan v2 supports 256, 512 or 1024")
+    if "cohere.embed-" in settings.bedrock_embed_model and settings.bedrock_embed_dimension != 1024:
+        raise ConfigError("RAGCODE_BEDROCK_EMBED_DIMENSION: Cohere Embed v3 models have 1024 dimensions")
     if not 0.0 <= settings.min_score <= 1.0:
         raise ConfigError("RAGCODE_MIN_SCORE: must be between 0 and 1")
     uses_bedrock = "bedrock" in (settings.llm, settings.embedder)
@@ -237,3 +242,10 @@ def _validate(settings: Settings) -> None:
             raise ConfigError("RAGCODE_OPENAI_EMBED_MODEL: required when RAGCODE_EMBEDDER=openai")
     if settings.store == "opensearch" and not settings.opensearch_url:
         raise ConfigError("OPENSEARCH_URL: required when RAGCODE_STORE=opensearch")
+    if not 0.0 <= settings.monthly_budget_usd < float("inf"):
+        raise ConfigError("RAGCODE_MONTHLY_BUDGET_USD: must be a number of USD, at least 0 (0: no budget)")
+    if not 0.0 < settings.estimate_call_seconds < float("inf"):
+        raise ConfigError("RAGCODE_ESTIMATE_CALL_SECONDS: must be a positive number of seconds")
+    from bot.llm.prices import load_prices  # prices import this module
+
+    load_prices(settings.prices_file)  # a broken prices file stops the start, naming RAGCODE_PRICES_FILE

@@ -14,9 +14,12 @@ from bot import logs
 from bot.config import LimitExceeded
 from bot.documents import Repository
 from bot.github.mirror import branch_head
+from bot.indexer.estimate import Estimate
 from bot.indexer.pipeline import index_branch
+from bot.llm.usage import metering
 from bot.queue import Job, JobSpec
 from bot.repo_config import load_config
+from bot.spend import Budget, monthly_budget
 from bot.webhooks import checks
 from bot.webhooks.router import Event, Router, field
 from bot.workers import Context
@@ -129,17 +132,27 @@ def run_index(context: Context, job: Job) -> None:
         return
     _supersede(github_repo, payload, head)
     check = _check_run(context, job, github_repo, head)
-    try:
-        report = index_branch(
-            context.runtime, mirror, repo, branch, head, full=bool(payload.get("full")), options=config.options,
-            progress=_Progress(check),
-        )
-    except Exception as error:
-        reference = logs.reference()
-        log.exception("indexing failed", extra=extra | {"reference": reference})
-        text, body = checks.failure(reference, config.errors, str(error) if isinstance(error, LimitExceeded) else "")
-        _complete(check, "failure", text, body)
-        raise
+    runtime = context.runtime
+    budget = monthly_budget(context.settings, runtime.spend, repo.installation)
+    progress = _Progress(check)
+    # a first index (or a full one) shows its estimate before any model is called
+    estimating = bool(payload.get("full")) or runtime.store.branch_state(repo.id, branch) is None
+    with metering() as meter:
+        try:
+            report = index_branch(
+                runtime, mirror, repo, branch, head, full=bool(payload.get("full")), options=config.options,
+                progress=progress, money_left=budget.left_usd if budget else None,
+                on_plan=(lambda estimate: progress.planned(estimate, budget)) if estimating else None,
+            )
+        except Exception as error:
+            reference = logs.reference()
+            log.exception("indexing failed", extra=extra | {"reference": reference})
+            text, body = checks.failure(reference, config.errors,
+                                        str(error) if isinstance(error, LimitExceeded) else "")
+            _complete(check, "failure", text, body)
+            raise
+        finally:  # what was spent counts against the budget, also when the run failed half-way
+            runtime.spend.record_spend(repo.installation, meter.total("cost_usd"))
     conclusion = "failure" if report.functions_failed else "success"
     _complete(check, conclusion, checks.title(report, config.errors), checks.summary(report, config.errors))
     log.info("indexed %s@%s: %s", branch, head[:12], checks.title(report), extra=extra)
@@ -195,14 +208,23 @@ class _Progress:
     def __init__(self, check: CheckRun) -> None:
         self.check = check
         self.last = time.monotonic()
+        self.note = ""  # the estimate, kept on every update
+
+    def planned(self, estimate: Estimate, budget: Budget | None) -> None:
+        """Show the run's estimate (before any model call)."""
+        text, body = checks.planned(estimate, budget)
+        self.note = body
+        self._edit(text, body)
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         now = time.monotonic()
         if now - self.last < PROGRESS_EVERY:
             return
         self.last = now
-        text, body = checks.progress(stage, done, total)
+        self._edit(*checks.progress(stage, done, total, self.note))
+
+    def _edit(self, text: str, body: str) -> None:
         try:
-            self.check.edit(status="in_progress", output={"title": text, "summary": body})
+            self.check.edit(status="in_progress", output={"title": text[:250], "summary": body})
         except Exception:  # progress is cosmetic; the run goes on
             log.warning("check run progress update failed", exc_info=True)
