@@ -439,6 +439,16 @@ class LocalStore:
             ).fetchall())
         return [(ids[r], s) for r, s in pairs if r in ids]
 
+    def sample_vectors(self, repo: str, branch: str, dimension: int, limit: int) -> np.ndarray:
+        """The vectors of the ``limit`` lowest document ids (hashes, so an even sample) of ``dimension``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT vector FROM documents WHERE scope = ? AND length(vector) = ? ORDER BY id LIMIT ?",
+                (scope_of(repo, branch), 4 * dimension, max(limit, 0))).fetchall()
+        if not rows:
+            return np.zeros((0, dimension), dtype=np.float32)
+        return np.vstack([np.frombuffer(r[0], dtype=np.float32) for r in rows])
+
     def ping(self) -> bool:
         """True when SQLite answers."""
         try:

@@ -454,6 +454,18 @@ class OpenSearchStore:
         hits = self._search(index, bodies.knn_search_body(repo, branch, vector, limit))
         return [(hit["_id"], bodies.inner_product(float(hit["_score"]))) for hit in hits]
 
+    def sample_vectors(self, repo: str, branch: str, dimension: int, limit: int) -> np.ndarray:
+        """The vectors of the ``limit`` lowest document ids (hashes, so an even sample) of ``dimension``."""
+        if limit < 1:
+            return np.zeros((0, dimension), dtype=np.float32)
+        hits = self._search(bodies.documents_index(self.prefix, dimension),
+                            bodies.sample_search_body(repo, branch, min(limit, PAGE)))
+        vectors = [hit["_source"][bodies.VECTOR_FIELD] for hit in hits
+                   if len(hit.get("_source", {}).get(bodies.VECTOR_FIELD) or ()) == dimension]
+        if not vectors:
+            return np.zeros((0, dimension), dtype=np.float32)
+        return np.asarray(vectors, dtype=np.float32)
+
     def ping(self) -> bool:
         """True when the store answers."""
         try:
