@@ -15,6 +15,7 @@ from typing import Any
 import git
 
 from bot import logs
+from bot.commands.testcode import MODES
 from bot.config import ConfigError, Settings, load_settings
 from bot.runtime import Runtime
 from bot.store.base import StoreError
@@ -149,7 +150,7 @@ def command_search(settings: Settings, args: argparse.Namespace) -> int:
         runtime.embedder.embed_query("warm-up")  # models load once, outside the timed part
         for item in queries:
             started = time.perf_counter()
-            hits = retrieve(runtime, args.repo, branch, item["query"], k=args.k)
+            hits = retrieve(runtime, args.repo, branch, item["query"], k=args.k, tests=args.tests)
             took_ms = round((time.perf_counter() - started) * 1000, 2)
             results = [hit_json(hit, html_url, state.commit) for hit in hits]
             if args.json:
@@ -195,7 +196,7 @@ def command_ask(settings: Settings, args: argparse.Namespace) -> int:
     try:
         branch = pick_branch(runtime, args.repo, args.branch)
         html_url = _html_url(runtime, args.repo)
-        reply = answer(runtime, args.repo, branch, args.query, html_url=html_url)
+        reply = answer(runtime, args.repo, branch, args.query, html_url=html_url, tests=args.tests)
     finally:
         runtime.close()
     if args.json:
@@ -275,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--repo", required=True)
     search.add_argument("--branch")
     search.add_argument("-k", type=int, default=10)
+    search.add_argument("--tests", choices=MODES, help="how test code ranks (default: RAGCODE_TESTS, demote)")
     search.add_argument("--json", action="store_true")
     search.set_defaults(run=command_search)
 
@@ -282,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("query")
     ask.add_argument("--repo", required=True)
     ask.add_argument("--branch")
+    ask.add_argument("--tests", choices=MODES, help="how test code ranks (default: RAGCODE_TESTS, demote)")
     ask.add_argument("--json", action="store_true")
     ask.set_defaults(run=command_ask)
 

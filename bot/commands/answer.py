@@ -39,14 +39,18 @@ def answer(
     boost_paths: Collection[str] = (),
     search_only: bool = False,
     lang: str | None = None,
+    tests: str | None = None,
 ) -> Answer:
-    """Retrieve the functions relevant to ``request`` in ``repo``/``branch`` and write the reply in ``lang``."""
+    """Retrieve the functions relevant to ``request`` in ``repo``/``branch`` and write the reply in ``lang``.
+
+    ``tests`` (``demote``, ``include``, ``exclude``; default ``RAGCODE_TESTS``) says how test code ranks.
+    """
     started = time.monotonic()
     lang = lang or runtime.settings.summary_lang
     state = runtime.store.branch_state(repo, branch)
     if state is None:
         return Answer(markdown=_NOT_INDEXED["en" if lang == "en" else "ko"])
-    hits = retrieve(runtime, repo, branch, request, boost_paths=boost_paths)
+    hits = retrieve(runtime, repo, branch, request, boost_paths=boost_paths, tests=tests)
     body, llm = "", ""
     if hits and not search_only:
         generation = runtime.text_model.generate(request, hits, lang, repo)

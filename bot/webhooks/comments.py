@@ -103,7 +103,7 @@ def _reply(context: Context, job: Job, github_repo: Repository, config: RepoConf
         return REPLIES[lang]["indexing"]
     boost = changed_files(github_repo, payload["issue"]) if payload["pull_request"] else ()
     result = answer(context.runtime, repo, branch, payload["text"], html_url=payload["html_url"],
-                    boost_paths=boost, search_only=payload["command"] == "search", lang=lang)
+                    boost_paths=boost, search_only=payload["command"] == "search", lang=lang, tests=config.tests)
     return result.markdown
 
 
