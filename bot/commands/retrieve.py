@@ -45,7 +45,7 @@ def rerank(query_vector: np.ndarray, vectors: np.ndarray) -> np.ndarray:
 
 
 def score_of(evidence: float) -> float:
-    """The reported score in (0, 1): 0.5 at the cut, rising towards 1 with each unit of evidence above it."""
+    """The reported score, from 0 to 1: 0.5 at the cut, rising towards 1 with each unit of evidence above it."""
     return 1.0 / (1.0 + math.exp(min(CUT - evidence, 700.0)))
 
 
