@@ -15,6 +15,7 @@ from typing import Any
 import git
 
 from bot import logs
+from bot.commands.testcode import MODES
 from bot.config import ConfigError, Settings, load_settings
 from bot.documents import BranchState, Repository
 from bot.runtime import Runtime
@@ -214,7 +215,7 @@ def command_search(settings: Settings, args: argparse.Namespace) -> int:
         runtime.store.vector_search(repo.id, branch, runtime.embedder.embed_query("warm up"), 1)
         for item in queries:
             started = time.perf_counter()
-            hits = retrieve(runtime, repo.id, branch, item["query"], k=args.k)
+            hits = retrieve(runtime, repo.id, branch, item["query"], k=args.k, tests=args.tests)
             took_ms = round((time.perf_counter() - started) * 1000, 2)
             results = [hit_json(hit, html_url, state.commit) for hit in hits]
             if args.json:
@@ -279,7 +280,7 @@ def command_ask(settings: Settings, args: argparse.Namespace) -> int:
         branch = pick_branch(runtime, repo, args.branch)
         _indexed_state(runtime, repo, branch)
         html_url = _html_url(runtime, repo.name)
-        reply = answer(runtime, repo, branch, args.query, html_url=html_url)
+        reply = answer(runtime, repo, branch, args.query, html_url=html_url, tests=args.tests)
     finally:
         runtime.close()
     if args.json:
@@ -385,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--repo-id", type=int, help="the repository's numeric id, when two share a name")
     search.add_argument("--branch")
     search.add_argument("-k", type=int, default=10)
+    search.add_argument("--tests", choices=MODES, help="how test code ranks (default: RAGCODE_TESTS, demote)")
     search.add_argument("--json", action="store_true")
     search.set_defaults(run=command_search)
 
@@ -393,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--repo", required=True)
     ask.add_argument("--repo-id", type=int, help="the repository's numeric id, when two share a name")
     ask.add_argument("--branch")
+    ask.add_argument("--tests", choices=MODES, help="how test code ranks (default: RAGCODE_TESTS, demote)")
     ask.add_argument("--json", action="store_true")
     ask.set_defaults(run=command_ask)
 

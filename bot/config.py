@@ -82,7 +82,8 @@ class Settings:
     openai_embed_max_bytes: int = 8_000
     top_k: int = 10
     candidates: int = 50
-    min_score: float = 0.85
+    min_score: float | None = None  # None: the calibrated cut (bot/commands/retrieve.py)
+    tests: str = "demote"
     lexical_weight: float = 1.0
     vector_weight: float = 1.0
     workers: int = 2
@@ -128,6 +129,7 @@ _CHOICES = {
     "embedder": ("local", "bedrock", "openai"),
     "summary_lang": ("ko", "en"),
     "command_permission": ("read", "triage", "write", "maintain", "admin"),
+    "tests": ("demote", "include", "exclude"),
 }
 
 
@@ -153,6 +155,8 @@ def _convert(attr: str, kind: Any, raw: Any) -> Any:
             return int(text)
         if kind is float or kind == "float":
             return float(text)
+        if kind == "float | None":
+            return float(text) if text else None
         if kind is Path or kind == "Path":
             return Path(text).expanduser()
         if str(kind).startswith("tuple"):
@@ -228,8 +232,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("RAGCODE_BEDROCK_EMBED_DIMENSION: Titan v2 supports 256, 512 or 1024")
     if "cohere.embed-" in settings.bedrock_embed_model and settings.bedrock_embed_dimension != 1024:
         raise ConfigError("RAGCODE_BEDROCK_EMBED_DIMENSION: Cohere Embed v3 models have 1024 dimensions")
-    if not 0.0 <= settings.min_score <= 1.0:
-        raise ConfigError("RAGCODE_MIN_SCORE: must be between 0 and 1")
+    if settings.min_score is not None and not 0.0 <= settings.min_score <= 1.0:
+        raise ConfigError("RAGCODE_MIN_SCORE: must be between 0 and 1 (or empty for the calibrated cut)")
     uses_bedrock = "bedrock" in (settings.llm, settings.embedder)
     if uses_bedrock and not settings.bedrock_regions:
         raise ConfigError("RAGCODE_BEDROCK_REGIONS: at least one region is needed")

@@ -12,6 +12,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bot.commands.calibrate import REFERENCE_KEYS, REFERENCE_REPO_ID
+from bot.commands.reference_texts import REFERENCE_TEXTS
 from bot.config import Settings
 from bot.documents import Unit
 from bot.embed import EmbedderSpec, embedder_spec, is_cohere
@@ -206,13 +208,18 @@ def _estimate_embeddings(run: RunPlan, spec: EmbedderSpec, store: PlanStore, lan
                 known[text_key(text)] = text
     cached = store.cached_vectors(run.repo.id, spec.name, list(known)) if known else {}
     texts = [text for key, text in known.items() if key not in cached]
+    # the relevance cut's reference code, embedded once per embedder (in a batch of its own)
+    reference = store.cached_vectors(REFERENCE_REPO_ID, spec.name, REFERENCE_KEYS)
+    reference_texts = [text for key, text in zip(REFERENCE_KEYS, REFERENCE_TEXTS, strict=True) if key not in reference]
     estimate = ModelEstimate(spec.model or spec.name)
     count = len(texts) + len(unknown)
     cut = COHERE_MAX_CHARS if is_cohere(spec.model) else None
-    estimate.input_tokens = sum(_embed_tokens(estimate_tokens(text[:cut]), spec) for text in texts) + sum(
+    estimate.input_tokens = sum(_embed_tokens(estimate_tokens(text[:cut]), spec)
+                                for text in [*texts, *reference_texts]) + sum(
         _embed_tokens(tokens, spec) for tokens in unknown.values())
     if spec.texts_per_call:
-        estimate.calls = _embed_calls(count, spec)
+        estimate.calls = _embed_calls(count, spec) + (_embed_calls(len(reference_texts), spec) if reference_texts
+                                                      else 0)
         # batches go one after another; the requests of one batch run in parallel
         per_batch = math.ceil(min(count, spec.batch) / spec.texts_per_call)
         waves = math.ceil(count / spec.batch) * math.ceil(per_batch / spec.slots)

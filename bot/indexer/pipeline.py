@@ -11,6 +11,7 @@ from typing import Any
 import git
 import numpy as np
 
+from bot.commands.calibrate import reference_vectors
 from bot.documents import Document, Repository, Unit
 from bot.embed import embedder_spec
 from bot.indexer.estimate import Estimate, afford, estimate_run
@@ -118,6 +119,9 @@ def index_branch(
         _embed(runtime, repo.id, documents, progress)
         _write(runtime, repo.id, branch, documents, deletions(plan), progress)
         store.set_state(repo, branch, run.new.hexsha, embedder.name, embedder.dimension)
+        # the relevance cut's reference code, embedded once into the store's cache so that searches (read-only)
+        # find it there
+        reference_vectors(runtime)
 
     after = store.branch_state(repo.id, branch)
     report = IndexReport(repo=repo.name, repo_id=repo.id, branch=branch, commit=run.new.hexsha,

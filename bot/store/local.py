@@ -482,7 +482,9 @@ class LocalStore:
         return found
 
     def cache_summaries(self, repo_id: int, entries: dict[str, str]) -> None:
-        """Add summaries to the repository's cache."""
+        """Add summaries to the repository's cache (a read-only store keeps nothing)."""
+        if self.read_only:
+            return
         self._db().executemany("INSERT OR REPLACE INTO summary_cache (repo_id, key, summary) VALUES (?, ?, ?)",
                                [(repo_id, key, summary) for key, summary in entries.items()])
 
@@ -499,7 +501,9 @@ class LocalStore:
         return found
 
     def cache_vectors(self, repo_id: int, embedder: str, entries: dict[str, np.ndarray]) -> None:
-        """Add embeddings to the repository's cache."""
+        """Add embeddings to the repository's cache (a read-only store keeps nothing)."""
+        if self.read_only:
+            return
         self._db().executemany(
             "INSERT OR REPLACE INTO vector_cache (repo_id, embedder, key, vector) VALUES (?, ?, ?, ?)",
             [(repo_id, embedder, key, _blob(vector)) for key, vector in entries.items()],
@@ -544,6 +548,15 @@ class LocalStore:
             (scope, *(r for r, _ in pairs)),
         ).fetchall())
         return [(ids[r], s) for r, s in pairs if r in ids]
+
+    def sample_vectors(self, repo_id: int, branch: str, dimension: int, limit: int) -> np.ndarray:
+        """The vectors of the ``limit`` lowest document ids (hashes, so an even sample) of ``dimension``."""
+        rows = self._db().execute(
+            "SELECT vector FROM documents WHERE scope = ? AND length(vector) = ? ORDER BY id LIMIT ?",
+            (scope_of(repo_id, branch), 4 * dimension, max(limit, 0))).fetchall()
+        if not rows:
+            return np.zeros((0, dimension), dtype=np.float32)
+        return np.vstack([np.frombuffer(r[0], dtype=np.float32) for r in rows])
 
     def ping(self) -> bool:
         """True when SQLite answers."""

@@ -144,7 +144,8 @@ def _reply(context: Context, job: Job, github_repo: Repository, config: RepoConf
     with metering() as meter:
         try:
             result = answer(context.runtime, repo, branch, payload["text"], html_url=payload["html_url"],
-                            boost_paths=boost, search_only=search_only or spent is not None, lang=lang)
+                            boost_paths=boost, search_only=search_only or spent is not None, lang=lang,
+                            tests=config.tests)
         finally:
             context.runtime.spend.record_spend(repo.installation, meter.total("cost_usd"))
     if spent is not None:
