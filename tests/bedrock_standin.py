@@ -117,10 +117,10 @@ def count_tokens(text: str) -> int:
 
 def standin_summary(name: str, korean: bool, doc: str = "") -> str:
     """The summary text the stand-in gives for function ``name`` whose code documents itself with ``doc``: three
-    sentences, the middle one the docstring when it is in the summary's language (a model restates it in that
-    language), so summaries carry meaning at a real length."""
-    hangul = any("\uac00" <= char <= "\ud7a3" for char in doc)
-    doc = doc if hangul == korean else ""
+    sentences, the middle one the docstring, so summaries carry meaning at a real length. A Korean docstring is left
+    out of an English summary (a model would translate it, at English lengths, not quote it)."""
+    if not korean and any("\uac00" <= char <= "\ud7a3" for char in doc):
+        doc = ""
     if korean:
         middle = f"설명: {doc}" if doc else "인자가 올바르지 않으면 예외를 발생시키고 더 진행하지 않습니다."
         return (f"`{name}` 함수는 전달받은 인자를 검사한 뒤 요청을 처리하고, 그 결과를 호출한 쪽에 돌려줍니다. {middle} "
