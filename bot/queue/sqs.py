@@ -230,7 +230,7 @@ class SqsQueue:
                 ExpressionAttributeNames={"#s": "state", "#o": "owner"},
                 ExpressionAttributeValues=_item({
                     ":running": "running", ":done": "done", ":attempts": attempts, ":me": self.owner,
-                    ":until": now + self.visibility, ":now": now, ":kind": kind, ":repo": str(body.get("repo", "")),
+                    ":until": self._lease_end(), ":now": now, ":kind": kind, ":repo": str(body.get("repo", "")),
                     ":repo_id": int(body.get("repo_id", 0)), ":expires": now + JOB_TTL}),
                 ReturnValues="ALL_NEW")
         except ClientError as error:
@@ -268,7 +268,12 @@ class SqsQueue:
         if claim is None:
             return
         self._change_visibility(claim.receipt, self.visibility)
-        self._update_record(job_id, "SET lease_until = :until", {":until": int(time.time()) + self.visibility})
+        self._update_record(job_id, "SET lease_until = :until", {":until": self._lease_end()})
+
+    def _lease_end(self) -> int:
+        """A lease ends a second before the message's visibility does: a message that comes back is free to take
+        (a copy set aside would count as a receive towards parking)."""
+        return int(time.time() + self.visibility) - 1
 
     def release(self, job_id: int) -> None:
         """Make the message visible again now and drop the lease, so another worker takes the job at once."""
