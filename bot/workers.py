@@ -110,11 +110,11 @@ class Workers:
             if self._stopping.is_set():
                 self.context.queue.release(job.id)
                 return
-            self.run(job)
             try:
+                self.run(job)
                 update_gauges(self.context.queue)
-            except Exception:  # gauges are cosmetic
-                log.warning("queue gauges not updated", exc_info=True)
+            except Exception:  # the queue failed under a finished job: its claim runs out and it is redone
+                log.exception("queue operation failed after job %s", job.id)
 
     def run(self, job: Job) -> None:
         """Run one claimed job; failures are retried with backoff, then parked."""
@@ -123,19 +123,22 @@ class Workers:
         runner = self.runners.get(job.kind)
         with self._running_lock:
             self._running[job.id] = job
+        started = time.monotonic()
         try:
             if runner is None:
                 raise RuntimeError(f"no runner for job kind {job.kind!r}")
             log.info("job started", extra=extra)
             runner(self.context, job)
         except Exception as error:  # a job's failure must never stop the worker
+            log.exception("job failed", extra=extra)
             if self._done(job):
                 state = self.context.queue.fail(job.id, f"{type(error).__name__}: {error}")
-                log.exception("job failed; %s", "parked" if state == "parked" else "will retry", extra=extra)
+                log.info("failed job %s", "parked" if state == "parked" else "will retry", extra=extra)
             return
+        # Logged before the queue hears of it: the next job of the repository can only start after that.
+        log.info("job done", extra={**extra, "seconds": round(time.monotonic() - started, 3)})
         if self._done(job):
             self.context.queue.finish(job.id)
-            log.info("job done", extra=extra)
 
     def _done(self, job: Job) -> bool:
         """Take the job off the running list; False when ``stop`` released it meanwhile."""
