@@ -135,9 +135,9 @@ class Workers:
                 state = self.context.queue.fail(job.id, f"{type(error).__name__}: {error}")
                 log.info("failed job %s", "parked" if state == "parked" else "will retry", extra=extra)
             return
-        # Logged before the queue hears of it: the next job of the repository can only start after that.
-        log.info("job done", extra={**extra, "seconds": round(time.monotonic() - started, 3)})
         if self._done(job):
+            # Logged before the queue hears of it: the next job of the repository can only start after that.
+            log.info("job done", extra={**extra, "seconds": round(time.monotonic() - started, 3)})
             self.context.queue.finish(job.id)
 
     def _done(self, job: Job) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -198,7 +199,14 @@ def work(settings: Settings, host: str = "127.0.0.1", port: int = 8001) -> None:
     check_app_settings(settings, webhook_secret=False)
     logs.configure(logging.INFO)
     app = create_app(settings, receive=False, work=True)
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again for the handler it found: this one, so a
+    # worker that finished or released its job exits 0 rather than "killed by SIGTERM".
+    signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=5)
+
+
+def _stopped(number: int, frame: object) -> None:
+    log.info("stopped by signal %d", number)
 
 
 def reconcile_periodic(context: Context) -> None:
