@@ -63,7 +63,11 @@ class MotoServer:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(10)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:  # still answering a poll
+                self.process.kill()
+                self.process.wait(10)
 
 
 @dataclass

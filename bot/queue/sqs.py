@@ -9,7 +9,8 @@ Table items (partition key ``pk``, sort key ``sk``, TTL attribute ``expires_at``
 
 - ``delivery#<id>`` and ``body#<sha256 of the signed body>``: a delivery seen (beyond SQS's 5-minute
   deduplication window), its job ids and whether they were sent;
-- ``job#<id>``: state, attempts, lease (owner and until when), last error and progress (its check run);
+- ``job#<id>``: state, attempts, lease (owner and until when), last error and progress (its check run),
+  made when a worker first takes the job;
 - ``repo#<id>`` / ``full#<job id>``: a full index of the repository is queued or running;
 - ``rate#repo#<id>`` and ``rate#user#<repo id>#<login>`` / ``<window>``: command counters (conditional adds);
 - ``parked`` / ``job#<id>``: parked jobs with their error, for ``ragcode status``;
@@ -112,34 +113,42 @@ class SqsQueue:
     # ------------------------------------------------------------------ enqueueing (the receiver)
 
     def enqueue(self, delivery: str, event: str, specs: Sequence[JobSpec], body_hash: str | None = None) -> Enqueued:
-        """Record the delivery (conditional puts on its id and body hash), then send its jobs once."""
+        """Record the delivery (a conditional put on its id, then one on its body hash), then send its jobs once."""
         now = int(time.time())
         ids = [job_id(delivery, index) for index in range(len(specs))]
         record = {"jobs": ids, "event": event, "delivery": delivery, "received_at": now, "sent": False,
                   "expires_at": now + DELIVERY_TTL}
-        puts = [self._put(f"delivery#{delivery}", "-", record)]
-        if body_hash:
-            puts.append(self._put(f"body#{body_hash}", "-", record))
-        try:
-            self.dynamodb.transact_write_items(TransactItems=puts)
-        except ClientError as error:
-            if _code(error) != "TransactionCanceledException":
-                raise
+        if not self._put_new(f"delivery#{delivery}", record):
             return self._seen(delivery, body_hash, specs, now)
+        if body_hash and not self._put_new(f"body#{body_hash}", record):
+            # The same signed body under a fresh delivery id: a replay. This id now stands for the first one's jobs.
+            first = self._seen(delivery, body_hash, specs, now, by_body=True)
+            self.dynamodb.update_item(TableName=self.table, Key=_item({"pk": f"delivery#{delivery}", "sk": "-"}),
+                                      UpdateExpression="SET jobs = :jobs, sent = :yes",
+                                      ExpressionAttributeValues=_item({":jobs": first.jobs, ":yes": True}))
+            return first
         self._send(delivery, specs, ids)
         self._mark_sent(delivery)
         return Enqueued(ids, new=True)
 
-    def _put(self, pk: str, sk: str, values: dict[str, Any]) -> dict[str, Any]:
-        return {"Put": {"TableName": self.table, "Item": _item({"pk": pk, "sk": sk, **values}),
-                        "ConditionExpression": "attribute_not_exists(pk)"}}
+    def _put_new(self, pk: str, record: dict[str, Any]) -> bool:
+        """A conditional put of ``pk``; False when it exists already."""
+        try:
+            self.dynamodb.put_item(TableName=self.table, Item=_item({"pk": pk, "sk": "-", **record}),
+                                   ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
-    def _seen(self, delivery: str, body_hash: str | None, specs: Sequence[JobSpec], now: int) -> Enqueued:
+    def _seen(self, delivery: str, body_hash: str | None, specs: Sequence[JobSpec], now: int,
+              by_body: bool = False) -> Enqueued:
         """A delivery id or body seen before: its jobs; sent now if the receiver that recorded it stopped first."""
-        first = self._get(f"delivery#{delivery}", "-")
+        first = None if by_body else self._get(f"delivery#{delivery}", "-")
         if first is None and body_hash:
-            by_body = self._get(f"body#{body_hash}", "-")
-            first = self._get(f"delivery#{by_body['delivery']}", "-") if by_body else None
+            seen = self._get(f"body#{body_hash}", "-")
+            first = self._get(f"delivery#{seen['delivery']}", "-") if seen else None
         if first is None:
             raise RuntimeError(f"delivery {delivery}: recorded and gone again (retry the delivery)")
         ids = [int(number) for number in first["jobs"]]
@@ -161,12 +170,11 @@ class SqsQueue:
         return number
 
     def _send(self, delivery: str, specs: Sequence[JobSpec], ids: Sequence[int]) -> None:
-        """Write the job records, then the messages (ten a request)."""
+        """Send the messages (ten a request); a job's record is made when a worker first takes it."""
         now = int(time.time())
         entries = []
         for index, (spec, number) in enumerate(zip(specs, ids, strict=True)):
             payload = {**spec.payload, "deliveries": [delivery]}
-            self._create_record(number, spec, delivery, now)
             if spec.kind == "index" and payload.get("full"):
                 self.dynamodb.put_item(TableName=self.table, Item=_item(
                     {"pk": f"repo#{spec.repo_id}", "sk": f"full#{number}", "expires_at": now + JOB_TTL}))
@@ -181,17 +189,6 @@ class SqsQueue:
                 failed = answer["Failed"][0]
                 raise RuntimeError(f"SQS refused a job of delivery {delivery}: {failed.get('Code')} "
                                    f"{failed.get('Message', '')}")
-
-    def _create_record(self, number: int, spec: JobSpec, delivery: str, now: int) -> None:
-        record = {"pk": f"job#{number}", "sk": "-", "state": "queued", "kind": spec.kind, "repo": spec.repo,
-                  "repo_id": spec.repo_id, "delivery": delivery, "attempts": 0, "created_at": now,
-                  "updated_at": now, "expires_at": now + JOB_TTL}
-        try:
-            self.dynamodb.put_item(TableName=self.table, Item=_item(record),
-                                   ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as error:
-            if _code(error) != "ConditionalCheckFailedException":
-                raise
 
     # ------------------------------------------------------------------ working (the workers)
 
@@ -224,7 +221,7 @@ class SqsQueue:
                 TableName=self.table, Key=_item({"pk": f"job#{number}", "sk": "-"}),
                 UpdateExpression="SET #s = :running, attempts = :attempts, #o = :me, lease_until = :until,"
                                  " updated_at = :now, kind = :kind, repo = :repo, repo_id = :repo_id,"
-                                 " expires_at = :expires",
+                                 " expires_at = :expires, created_at = if_not_exists(created_at, :now)",
                 ConditionExpression="(attribute_not_exists(#s) OR #s <> :done) AND"
                                     " (attribute_not_exists(lease_until) OR lease_until < :now OR #o = :me)",
                 ExpressionAttributeNames={"#s": "state", "#o": "owner"},
