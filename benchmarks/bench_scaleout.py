@@ -123,7 +123,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=32, help="index runs per measurement")
     parser.add_argument("--deliveries", type=int, default=500)
-    parser.add_argument("--senders", type=int, default=20)
+    parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--receiver-only", action="store_true", help="measure the acknowledgement alone")
     args = parser.parse_args()
     private, public = generate_private_key()
