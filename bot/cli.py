@@ -1,4 +1,4 @@
-"""The ``ragcode`` command line: index, search, ask, serve, status."""
+"""The ``ragcode`` command line: index, search, ask, serve, worker, reconcile, status."""
 
 from __future__ import annotations
 
@@ -334,13 +334,15 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
 
 def _queue_state(settings: Settings) -> tuple[dict[str, int], list[dict[str, Any]]]:
     """Job counts by state, and the parked jobs with their last error."""
-    path = settings.home / "queue.sqlite3"
-    if not path.exists():
+    if settings.queue == "sqlite" and not (settings.home / "queue.sqlite3").exists():
         return {"queued": 0, "running": 0, "parked": 0}, []
-    from bot.queue import JobQueue
+    from bot.queue import make_queue
 
-    queue = JobQueue(path)
-    return queue.counts(), queue.parked()
+    queue = make_queue(settings)
+    try:
+        return queue.counts(), queue.parked()
+    finally:
+        queue.close()
 
 
 def command_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -350,8 +352,46 @@ def command_serve(settings: Settings, args: argparse.Namespace) -> int:
                           "GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_PATH)")
     from bot.webhooks.app import serve
 
-    serve(settings, args.host, args.port)
+    serve(settings, args.host, args.port, work=not args.no_workers)
     return 0
+
+
+def command_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """``ragcode worker``."""
+    from bot.webhooks.app import work
+
+    work(settings, args.host, args.port)
+    return 0
+
+
+def command_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    """``ragcode reconcile``: one pass, printed."""
+    from bot.github.client import GitHubApp, check_app_settings
+    from bot.queue import make_queue
+    from bot.reconcile import reconcile
+
+    check_app_settings(settings, webhook_secret=False)
+    runtime = Runtime(settings)
+    queue = make_queue(settings)
+    try:
+        report = reconcile(GitHubApp(settings), runtime.store, queue, base_url=settings.github_api_url,
+                           min_rate=settings.reconcile_min_rate)
+    finally:
+        queue.close()
+        runtime.close()
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+    else:
+        print(f"{report.installations} installations, {report.repositories} repositories, "
+              f"{report.branches_checked} branches checked in {report.seconds:.1f}s")
+        for item in report.queued:
+            print(f"  queued {item['reason']} {item['repo']}@{item['branch']}: "
+                  f"{(item['indexed'] or '-')[:12]} -> {(item['head'] or '-')[:12]}")
+        for item in report.redelivered:
+            print(f"  redelivered {item['event']} delivery {item['guid']} (was HTTP {item['status_code']})")
+        for line in report.stopped + report.errors:
+            print(f"  {line}")
+    return 1 if report.errors else 0
 
 
 CONFIG_HELP = "settings file (default: ragcode.toml in the data folder, RAGCODE_HOME)"
@@ -402,7 +442,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[common], help="run the GitHub App webhook service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-workers", action="store_true",
+                       help="only receive and enqueue (workers run elsewhere: `ragcode worker`)")
     serve.set_defaults(run=command_serve)
+
+    worker = commands.add_parser("worker", parents=[common], help="run workers only, with /healthz and /metrics on --port")
+    worker.add_argument("--host", default="127.0.0.1")
+    worker.add_argument("--port", type=int, default=8001)
+    worker.set_defaults(run=command_worker)
+
+    reconcile = commands.add_parser("reconcile", parents=[common], help="queue runs for stale branches, redeliver failed deliveries")
+    reconcile.add_argument("--json", action="store_true")
+    reconcile.set_defaults(run=command_reconcile)
 
     status = commands.add_parser("status", parents=[common], help="what is indexed, and the job queue")
     status.add_argument("--json", action="store_true")

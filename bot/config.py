@@ -108,6 +108,14 @@ class Settings:
     monthly_budget_usd: float = 0.0  # spending cap per installation and calendar month (UTC); 0: none
     prices_file: str = ""  # TOML or JSON prices that replace or extend the built-in table (bot/llm/prices.py)
     estimate_call_seconds: float = 3.0  # seconds one summary call takes, for estimates (dry runs, check runs)
+    queue: str = "sqlite"  # sqlite (one machine) or sqs (SQS FIFO + DynamoDB, many workers)
+    sqs_queue_url: str = ""
+    dynamodb_table: str = ""
+    sqs_wait_seconds: int = 20  # long poll of an idle worker (0-20)
+    sqs_visibility_seconds: int = 900  # how long a job stays claimed between heartbeats (a killed worker's job returns after it)
+    worker_grace_seconds: float = 90.0  # on SIGTERM, how long a worker may finish its job before releasing it
+    reconcile_interval: float = 3600.0  # seconds between the workers' reconcile passes; 0: off
+    reconcile_min_rate: int = 200  # reconcile stops while GitHub's X-RateLimit-Remaining is below this
 
 
 # variable name -> Settings attribute, for the names that do not follow RAGCODE_<ATTR>.
@@ -130,6 +138,7 @@ _CHOICES = {
     "summary_lang": ("ko", "en"),
     "command_permission": ("read", "triage", "write", "maintain", "admin"),
     "tests": ("demote", "include", "exclude"),
+    "queue": ("sqlite", "sqs"),
 }
 
 
@@ -253,3 +262,25 @@ def _validate(settings: Settings) -> None:
     from bot.llm.prices import load_prices  # prices import this module
 
     load_prices(settings.prices_file)  # a broken prices file stops the start, naming RAGCODE_PRICES_FILE
+    _validate_queue(settings)
+
+
+def _validate_queue(settings: Settings) -> None:
+    if not 0 <= settings.sqs_wait_seconds <= 20:
+        raise ConfigError("RAGCODE_SQS_WAIT_SECONDS: must be between 0 and 20")
+    if not 2 <= settings.sqs_visibility_seconds <= 43200:
+        raise ConfigError("RAGCODE_SQS_VISIBILITY_SECONDS: must be between 2 and 43200")
+    if settings.worker_grace_seconds < 0 or settings.reconcile_interval < 0 or settings.reconcile_min_rate < 0:
+        raise ConfigError("RAGCODE_WORKER_GRACE_SECONDS, RAGCODE_RECONCILE_INTERVAL and RAGCODE_RECONCILE_MIN_RATE: "
+                          "must not be negative")
+    if settings.queue != "sqs":
+        return
+    if settings.store != "opensearch":
+        raise ConfigError(f"RAGCODE_QUEUE=sqs needs RAGCODE_STORE=opensearch, not RAGCODE_STORE={settings.store} "
+                          "(the embedded store belongs to one machine)")
+    if not settings.sqs_queue_url:
+        raise ConfigError("RAGCODE_SQS_QUEUE_URL: required when RAGCODE_QUEUE=sqs")
+    if not settings.sqs_queue_url.rstrip("/").endswith(".fifo"):
+        raise ConfigError("RAGCODE_SQS_QUEUE_URL: must be a FIFO queue (its name ends in .fifo)")
+    if not settings.dynamodb_table:
+        raise ConfigError("RAGCODE_DYNAMODB_TABLE: required when RAGCODE_QUEUE=sqs")

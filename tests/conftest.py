@@ -118,3 +118,23 @@ def bedrock(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[StartStandin
     for standin in started:
         assert standin.errors == [], "the client sent requests that the service model rejects"
         standin.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory):
+    """moto's server on 127.0.0.1 (SQS and DynamoDB), one per test session; each test makes its own stack."""
+    from tests.aws_standin import MotoServer
+
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(moto_server, monkeypatch):
+    """boto3's standard variables pointing at the moto server (and nowhere else)."""
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in moto_server.env().items():
+        monkeypatch.setenv(key, value)
+    return moto_server.env()
