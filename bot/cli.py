@@ -17,7 +17,7 @@ import git
 from bot import logs
 from bot.commands.testcode import MODES
 from bot.config import ConfigError, Settings, load_settings
-from bot.documents import BranchState, Repository
+from bot.documents import OVERLAY_PREFIX, BranchState, Repository, is_overlay
 from bot.runtime import Runtime
 from bot.store.base import StoreError
 
@@ -82,7 +82,7 @@ def pick_branch(runtime: Runtime, repo: Repository, branch: str | None) -> str:
     """The branch to search: the one asked for, else the repository's default or most recently indexed."""
     if branch:
         return branch
-    states = runtime.store.branch_states(repo.id)
+    states = [state for state in runtime.store.branch_states(repo.id) if not is_overlay(state.branch)]
     if not states:
         raise UsageError(f"{repo.name}: not indexed (run `ragcode index PATH --repo {repo.name}` first)")
     for preferred in ("main", "master"):
@@ -285,7 +285,9 @@ def command_ask(settings: Settings, args: argparse.Namespace) -> int:
         runtime.close()
     if args.json:
         print(json.dumps({"answer_markdown": reply.markdown, "references": [
-            hit_json(hit, html_url, reply.commit) for hit in reply.hits], "llm": reply.llm}, ensure_ascii=False))
+            hit_json(hit, html_url, reply.commit) for hit in reply.hits], "llm": reply.llm,
+            "related": [hit_json(hit, html_url, reply.commit) for hit in reply.related],
+            "ungrounded": reply.ungrounded}, ensure_ascii=False))
     else:
         print_reply(reply.markdown)
     return 0
@@ -310,9 +312,12 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
         repositories: dict[int, dict[str, Any]] = {}
         for state in runtime.store.all_branch_states():
             entry = repositories.setdefault(state.repo_id, {"repo": state.repo, "repo_id": state.repo_id,
-                                                            "installation": state.installation, "branches": {}})
-            entry["branches"][state.branch] = {"commit": state.commit, "functions": state.functions,
-                                               "indexed_at": state.indexed_at}
+                                                            "installation": state.installation, "branches": {},
+                                                            "pull_requests": {}})
+            # pull request overlays (their changed files at the head) are listed apart from branches
+            part = "pull_requests" if is_overlay(state.branch) else "branches"
+            key = state.branch.removeprefix(OVERLAY_PREFIX) if is_overlay(state.branch) else state.branch
+            entry[part][key] = {"commit": state.commit, "functions": state.functions, "indexed_at": state.indexed_at}
     finally:
         runtime.close()
     queue, parked = _queue_state(settings)
@@ -324,6 +329,10 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
         for branch, info in entry["branches"].items():
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info["indexed_at"]))
             print(f"{entry['repo']}@{branch} {info['commit'][:12]} {info['functions']} functions, indexed {when}")
+        for number, info in entry["pull_requests"].items():
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info["indexed_at"]))
+            print(f"{entry['repo']} pull request #{number} {info['commit'][:12]} {info['functions']} functions "
+                  f"changed, indexed {when}")
     if not repositories:
         print("nothing indexed yet")
     print(f"queue: {queue['queued']} queued, {queue['running']} running, {queue['parked']} parked")

@@ -15,6 +15,7 @@ DEFAULT_BEDROCK_MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 MAX_FILE_BYTES_CEILING = 8 * 1024 * 1024
 CONFIG_NAME = "ragcode.toml"
 MAX_CONFIG_BYTES = 1024 * 1024
+MAX_RELATED = 20  # related functions per answer at most (each costs prompt space)
 
 
 class ConfigError(ValueError):
@@ -86,6 +87,7 @@ class Settings:
     tests: str = "demote"
     lexical_weight: float = 1.0
     vector_weight: float = 1.0
+    related: int = 6  # callers and callees of the best results added to an answer's prompt and reply; 0: none
     workers: int = 2
     command_permission: str = "write"
     rate_limit_per_hour: int = 30
@@ -241,6 +243,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("RAGCODE_BEDROCK_EMBED_DIMENSION: Titan v2 supports 256, 512 or 1024")
     if "cohere.embed-" in settings.bedrock_embed_model and settings.bedrock_embed_dimension != 1024:
         raise ConfigError("RAGCODE_BEDROCK_EMBED_DIMENSION: Cohere Embed v3 models have 1024 dimensions")
+    if not 0 <= settings.related <= MAX_RELATED:
+        raise ConfigError(f"RAGCODE_RELATED: must be between 0 and {MAX_RELATED}")
     if settings.min_score is not None and not 0.0 <= settings.min_score <= 1.0:
         raise ConfigError("RAGCODE_MIN_SCORE: must be between 0 and 1 (or empty for the calibrated cut)")
     uses_bedrock = "bedrock" in (settings.llm, settings.embedder)

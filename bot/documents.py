@@ -53,6 +53,7 @@ class Unit:
     code: str
     context: str = ""  # enclosing class or signature lines, for the summarizer
     ordinal: int = 0  # disambiguates two units with the same path and name (overloads)
+    calls: tuple[str, ...] = ()  # names it calls (``bot/indexer/tags.py``); not part of its hash
 
     @property
     def hash(self) -> str:
@@ -82,6 +83,7 @@ class Document:
     summary: str
     vector: np.ndarray | None = field(default=None, repr=False)
     summary_ok: bool = True  # False: a fallback summary stands in until a model succeeds
+    calls: tuple[str, ...] = ()  # names it calls: ``name``, and ``name@module`` where an import says where
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class DocumentRef:
     start_line: int
     end_line: int
     summary_ok: bool = True
+    calls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,3 +123,46 @@ class Hit:
     score: float
     lexical_rank: int | None = None
     vector_rank: int | None = None
+    commit: str = ""  # the commit its permalink points at, when not the branch's indexed one (a pull request head)
+    relation: str = ""  # for a related function: "callee" (``related_to`` calls it) or "caller" (it calls that)
+    related_to: str = ""  # the qualified name of the result it is related to
+
+
+OVERLAY_PREFIX = "pull:"  # ":" cannot appear in a git branch name, so no branch's index is ever taken for one
+
+
+def overlay_branch(number: int) -> str:
+    """The index scope of pull request ``number``'s overlay."""
+    return f"{OVERLAY_PREFIX}{int(number)}"
+
+
+def is_overlay(branch: str) -> bool:
+    """True for the scope of a pull request overlay rather than a branch."""
+    return branch.startswith(OVERLAY_PREFIX)
+
+
+def short_name(name: str) -> str:
+    """The last component of a qualified name, without a part number: ``Ledger.record#2`` is ``record``."""
+    return name.split("#", 1)[0].rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """A pull request's changed files indexed at its head on top of the index of a base branch.
+
+    Its documents live in the scope ``overlay_branch(number)``; the base paths it ``shadowed`` (changed, renamed
+    or deleted by the pull request) are never answered from the base.
+    """
+
+    repo_id: int
+    number: int
+    base: str  # the branch whose index it overlays
+    head: str  # the pull request's head commit it is indexed at
+    merge_base: str
+    shadowed: tuple[str, ...] = ()
+    fork: bool = False
+
+    @property
+    def branch(self) -> str:
+        """The scope of its documents."""
+        return overlay_branch(self.number)

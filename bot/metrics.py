@@ -17,3 +17,9 @@ INDEX_SECONDS = Histogram(
     "ragcode_index_seconds", "Duration of indexing runs", buckets=(1, 5, 15, 30, 60, 120, 300, 900, 1800, 3600)
 )
 ANSWER_SECONDS = Histogram("ragcode_answer_seconds", "Duration of /ragcode answers")
+GROUNDING_CHECKED = Counter("ragcode_grounding_checked_total",
+                            "Paths and functions that generated answers named and that were checked against the index",
+                            ["kind"])
+UNGROUNDED = Counter("ragcode_ungrounded_names_total",
+                     "Paths and functions that generated answers named but the index does not have (marked in replies)",
+                     ["kind"])

@@ -2,7 +2,8 @@
 
 For every repository of every installation of the App, each indexed branch's head on GitHub is compared with
 the indexed commit and a run is queued for a stale one (a drop for a deleted branch, a full index for a
-repository never indexed); the App's recent failed deliveries are redelivered once. So an outage of the
+repository never indexed); each pull request overlay is compared with its pull request (a refresh for a new head,
+a drop once it is closed); the App's recent failed deliveries are redelivered once. So an outage of the
 service, a lost delivery or a crashed run costs time, never an index that stays wrong. Every request reads
 ``X-RateLimit-Remaining``; below ``RAGCODE_RECONCILE_MIN_RATE`` for a credential, the pass stops using it
 and the next pass goes on.
@@ -21,10 +22,11 @@ from urllib.parse import quote
 
 import httpx
 
-from bot.documents import Repository
+from bot.documents import OVERLAY_PREFIX, BranchState, Repository, is_overlay
 from bot.github.client import GitHubApp
 from bot.queue import Queue
 from bot.store.base import Store
+from bot.webhooks.pulls import drop_overlay_job, overlay_job
 from bot.webhooks.push import drop_job, index_job
 
 log = logging.getLogger("ragcode.reconcile")
@@ -158,6 +160,9 @@ def _installation(api: GitHubApi, app: GitHubApp, store: Store, queue: Queue, in
             continue
         for state in states:
             report.branches_checked += 1
+            if is_overlay(state.branch):
+                _overlay(api, queue, report, repo, state, details, token, who)
+                continue
             response = api.request("GET", f"/repos/{repo.name}/branches/{quote(state.branch, safe='')}", token, who)
             if response.status_code == 404:
                 if state.branch != data["default_branch"]:
@@ -180,6 +185,27 @@ def _queue(queue: Queue, report: Report, repo: Repository, branch: str, indexed:
     enqueued = queue.enqueue(delivery[:200], "reconcile", [spec])
     if enqueued.new:
         report.queued.append({"repo": repo.name, "repo_id": repo.id, "branch": branch, "indexed": indexed,
+                              "head": head, "job": enqueued.jobs[0], "reason": reason})
+
+
+def _overlay(api: GitHubApi, queue: Queue, report: Report, repo: Repository, state: BranchState,
+             details: dict[str, Any], token: str, who: str) -> None:
+    """Queue a refresh of a pull request overlay behind its head, or its drop once the pull request is closed."""
+    number = int(state.branch.removeprefix(OVERLAY_PREFIX))
+    response = api.request("GET", f"/repos/{repo.name}/pulls/{number}", token, who)
+    if response.status_code != 404:
+        response.raise_for_status()
+    pull: dict[str, Any] = response.json() if response.status_code != 404 else {"state": "gone"}
+    if pull["state"] == "open" and pull["head"]["sha"] == state.commit:
+        return
+    if pull["state"] == "open":
+        head: str | None = str(pull["head"]["sha"])
+        spec, reason = overlay_job(repo, number, {**details, "head": head}), "stale"
+    else:
+        head, spec, reason = None, drop_overlay_job(repo, number, details), str(pull["state"])
+    enqueued = queue.enqueue(f"reconcile-{repo.id}-{state.branch}-{head or 'closed'}"[:200], "reconcile", [spec])
+    if enqueued.new:
+        report.queued.append({"repo": repo.name, "repo_id": repo.id, "branch": state.branch, "indexed": state.commit,
                               "head": head, "job": enqueued.jobs[0], "reason": reason})
 
 

@@ -215,6 +215,7 @@ class BedrockStandin:
         self.stats = {name: RegionStats() for name in regions}
         self.errors: list[str] = []  # requests that failed validation (a client bug if not empty)
         self.prompts: list[str] = []  # the user message of every Converse request served
+        self.answer = ""  # when set, the generated answer (a summary request still gets its summary)
         self.embedded: list[str] = []  # every text embedded, in answer order
         self._lock = threading.Lock()
         standin = self
@@ -379,7 +380,7 @@ class BedrockStandin:
             name = ""
             used = ", ".join(_REFERENCE_LINE.findall(user)) or "-"
             intro = f"참고한 함수: {used}" if korean else f"Functions used: {used}"
-            text = f"{intro}\n\n```python\ndef generated():\n    return 42\n```\n"
+            text = self.answer or f"{intro}\n\n```python\ndef generated():\n    return 42\n```\n"
         inputs, outputs = count_tokens(system) + count_tokens(user) + CONVERSE_FRAMING_TOKENS, count_tokens(text)
         with self._lock:
             stats = self.stats[region]

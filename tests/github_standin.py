@@ -63,6 +63,19 @@ class Recorded:
 
 
 @dataclass
+class Pull:
+    """A pull request the stand-in knows; its head is ``refs/pull/N/head`` of the repository, as on GitHub."""
+
+    number: int
+    head_sha: str
+    head_ref: str
+    base_ref: str = "main"
+    state: str = "open"
+    fork: bool = False  # the head branch lives in a fork of the repository
+    merged: bool = False
+
+
+@dataclass
 class Repo:
     """A repository the stand-in knows."""
 
@@ -73,6 +86,7 @@ class Repo:
     permissions: dict[str, str] = field(default_factory=dict)  # login -> role
     pull_files: dict[int, list[str]] = field(default_factory=dict)
     installations: set[int] = field(default_factory=set)  # installations that can read it (empty: any)
+    pulls: dict[int, Pull] = field(default_factory=dict)
 
     @property
     def html_url(self) -> str:
@@ -129,6 +143,22 @@ class GitHubStandIn:
         repo = Repo(full_name, clone_url, default_branch, next(self._ids), dict(permissions))
         self.repos[full_name] = repo
         return repo
+
+    def open_pull(self, repo: Repo, number: int, head_sha: str, *, head_ref: str = "feature", base: str = "main",
+                  fork: bool = False) -> Pull:
+        """A pull request is opened (or pushed to): GitHub points ``refs/pull/N/head`` of the repository at its head,
+        whether the head branch is the repository's own or a fork's."""
+        _set_ref(repo, f"refs/pull/{number}/head", head_sha)
+        with self.lock:
+            pull = Pull(number, head_sha, head_ref, base, "open", fork)
+            repo.pulls[number] = pull
+        return pull
+
+    def close_pull(self, repo: Repo, number: int, *, merged: bool = False) -> None:
+        """A pull request is closed (merged or not); GitHub keeps its ``refs/pull/N/head``."""
+        with self.lock:
+            repo.pulls[number].state = "closed"
+            repo.pulls[number].merged = merged
 
     def delete_repo(self, full_name: str) -> None:
         """The repository is deleted: its name answers 404 (until someone creates it again)."""
@@ -326,6 +356,13 @@ class GitHubStandIn:
             with self.lock:
                 self.reactions.append(reaction)
             return 201, reaction
+        match = re.fullmatch(r"/pulls/(\d+)", rest)
+        if method == "GET" and match:
+            with self.lock:
+                pull = repo.pulls.get(int(match[1]))
+            if pull is None:
+                return self._error(404, f"GET {rest}: no such pull request")
+            return 200, _pull_request(repo, pull, self.url)
         match = re.fullmatch(r"/pulls/(\d+)/files", rest)
         if method == "GET" and match:
             files = repo.pull_files.get(int(match[1]), [])
@@ -366,6 +403,42 @@ def _repository(repo: Repo, api_url: str) -> dict[str, Any]:
             "private": True, "owner": _user(owner, "Organization"), "html_url": repo.html_url,
             "url": f"{api_url}/repos/{repo.full_name}", "clone_url": repo.clone_url,
             "default_branch": repo.default_branch}
+
+
+def _pull_request(repo: Repo, pull: Pull, api_url: str) -> dict[str, Any]:
+    """``GET /repos/{o}/{r}/pulls/{n}``: the OpenAPI description's example pull request, made this one."""
+    body = json.loads(json.dumps(_pull_example()))
+    owner, name = repo.full_name.split("/")
+    base_repo = {**body["base"]["repo"], "id": repo.id, "name": name, "full_name": repo.full_name,
+                 "html_url": repo.html_url, "clone_url": repo.clone_url, "url": f"{api_url}/repos/{repo.full_name}",
+                 "default_branch": repo.default_branch, "fork": False}
+    base_repo["owner"] = {**base_repo["owner"], "login": owner}
+    head_repo = dict(base_repo)
+    if pull.fork:  # another repository: another id, owner and name
+        head_repo.update(id=repo.id + 1_000_000, full_name=f"forker/{name}", fork=True,
+                         html_url=f"https://github.example/forker/{name}", clone_url=f"https://github.example/forker/{name}.git",
+                         url=f"{api_url}/repos/forker/{name}", owner={**base_repo["owner"], "login": "forker"})
+    base_sha = _branch_head(repo, pull.base_ref) or pull.head_sha
+    body.update(number=pull.number, state=pull.state, merged=pull.merged, html_url=f"{repo.html_url}/pull/{pull.number}",
+                url=f"{api_url}/repos/{repo.full_name}/pulls/{pull.number}", draft=False, locked=False)
+    body["head"].update(ref=pull.head_ref, sha=pull.head_sha, repo=head_repo,
+                        label=f"{head_repo['owner']['login']}:{pull.head_ref}")
+    body["base"].update(ref=pull.base_ref, sha=base_sha, repo=base_repo, label=f"{owner}:{pull.base_ref}")
+    return body
+
+
+_PULL_EXAMPLE: dict[str, Any] = {}
+
+
+def _pull_example() -> dict[str, Any]:
+    if not _PULL_EXAMPLE:
+        _PULL_EXAMPLE.update(json.loads(SPEC_PATH.read_text())["components"]["examples"]["pull-request"]["value"])
+    return _PULL_EXAMPLE
+
+
+def _set_ref(repo: Repo, ref: str, sha: str) -> None:
+    """Point ``ref`` of the repository's (file://) clone URL at ``sha``."""
+    git.Repo(repo.clone_url.removeprefix("file://")).git.update_ref(ref, sha)
 
 
 def _branch_head(repo: Repo, branch: str) -> str | None:
@@ -447,6 +520,25 @@ def comment_payload(repo: Repo, installation: int, body: str, *, login: str = "o
     payload["issue"]["number"] = issue
     if pull_request:
         payload["issue"]["pull_request"] = {"url": f"https://api.github.example/repos/{repo.full_name}/pulls/{issue}"}
+    return payload
+
+
+def pull_request_payload(repo: Repo, installation: int, action: str, pull: Pull, before: str | None = None) -> dict:
+    """A ``pull_request`` delivery (from the real ``pull_request/<action>`` example; ``synchronize`` has ``before``
+    and ``after``) for ``pull`` of ``repo``."""
+    payload = with_repository(example(f"pull_request/{action}"), repo, installation)
+    payload["number"] = pull.number
+    body = payload["pull_request"]
+    body.update(number=pull.number, state=pull.state, merged=pull.merged)
+    body["head"].update(ref=pull.head_ref, sha=pull.head_sha)
+    body["base"].update(ref=pull.base_ref)
+    owner, name = repo.full_name.split("/")
+    for side in ("head", "base"):
+        body[side]["repo"].update(id=repo.id, name=name, full_name=repo.full_name, fork=False)
+    if pull.fork:
+        body["head"]["repo"].update(id=repo.id + 1_000_000, full_name=f"forker/{name}", fork=True)
+    if action == "synchronize":
+        payload.update(before=before or "0" * 40, after=pull.head_sha)
     return payload
 
 

@@ -1,8 +1,9 @@
 """A loopback stand-in for an OpenSearch cluster that checks every request and response against the API spec.
 
-It keeps documents in memory and evaluates the query subset the store uses (bool filters, term, terms, ids,
-match_all, multi_match, knn). Text matching uses ``bot.text.analyze`` in place of Nori and the identifier
-analyzer and ranks by shared terms: it proves request and response handling, not relevance.
+It keeps documents in memory and evaluates the query subset the store uses (bool filters and should clauses,
+term, terms, wildcard, ids, match_all, multi_match, knn). Text matching uses ``bot.text.analyze`` in place of Nori
+and the identifier analyzer and ranks by shared terms: it proves request and response handling, not relevance.
+Like a cluster, it refuses a document with a field its strict mapping lacks.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import base64
 import fnmatch
 import gzip
 import json
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +33,7 @@ _REQUESTS = {  # operation -> (namespace file, request body name)
     "delete_by_query": ("_core", "delete_by_query"),
     "mget": ("_core", "mget"),
     "index": ("_core", "index"),
+    "indices.put_mapping": ("indices", "indices.put_mapping"),
 }
 _RESPONSES = {  # operation -> (namespace file, response name)
     "info": ("_core", "info@200"),
@@ -41,6 +44,7 @@ _RESPONSES = {  # operation -> (namespace file, response name)
     "mget": ("_core", "mget@200"),
     "index": ("_core", "index@200"),
     "get": ("_core", "get@200"),
+    "indices.put_mapping": ("indices", "indices.put_mapping@200"),
 }
 
 
@@ -120,14 +124,22 @@ class StandIn:
             return True
         if kind == "bool":
             clauses = [c for key in ("must", "filter") for c in _as_list(spec_.get(key, []))]
-            return all(self.matches(clause, doc_id, source) for clause in clauses)
+            should = _as_list(spec_.get("should", []))
+            # as in OpenSearch: with must or filter clauses, should clauses only score unless a minimum is set
+            needed = int(spec_.get("minimum_should_match", 0 if clauses else 1 if should else 0))
+            return (all(self.matches(clause, doc_id, source) for clause in clauses)
+                    and sum(self.matches(clause, doc_id, source) for clause in should) >= needed)
         if kind == "term":
             (field, value), = spec_.items()
             value = value["value"] if isinstance(value, dict) else value
-            return source.get(field) == value
+            return value in _values(source, field)
         if kind == "terms":
             (field, values), = spec_.items()
-            return source.get(field) in values
+            return any(value in values for value in _values(source, field))
+        if kind == "wildcard":
+            (field, pattern), = spec_.items()
+            pattern = pattern["value"] if isinstance(pattern, dict) else pattern
+            return any(_wildcard(pattern).fullmatch(str(value)) for value in _values(source, field))
         if kind == "ids":
             return doc_id in spec_["values"]
         if kind == "multi_match":
@@ -192,6 +204,23 @@ class StandIn:
                          "max_score": max((h["_score"] for h in hits if h["_score"] is not None), default=None),
                          "hits": hits}}
 
+    def unmapped(self, index: str, source: dict[str, Any]) -> list[str]:
+        """Fields of ``source`` that the index's strict mapping lacks (what a cluster refuses)."""
+        mappings = self.indices[index]["body"].get("mappings", {})
+        if mappings.get("dynamic") != "strict":
+            return []
+        return sorted(set(source) - set(mappings.get("properties", {})))
+
+    def put_mapping(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        for name in self.resolve(index):
+            mappings = self.indices[name]["body"].setdefault("mappings", {})
+            properties = mappings.setdefault("properties", {})
+            for field, mapping in body.get("properties", {}).items():
+                if field in properties and properties[field] != mapping:
+                    raise ApiError(400, "illegal_argument_exception", f"mapper [{field}] cannot be changed")
+                properties[field] = mapping
+        return {"acknowledged": True}
+
     def bulk(self, lines: list[dict[str, Any]]) -> dict[str, Any]:
         items = []
         i = 0
@@ -216,7 +245,11 @@ class StandIn:
             else:
                 dimension = self.dimension(index)
                 vector = source.get("vector")
-                if dimension is not None and vector is not None and dimension != len(vector):
+                unmapped = self.unmapped(index, source)
+                if unmapped:
+                    result.update(status=400, error={"type": "strict_dynamic_mapping_exception", "reason": (
+                        f"mapping set to strict, dynamic introduction of [{unmapped[0]}] within [_doc] is not allowed")})
+                elif dimension is not None and vector is not None and dimension != len(vector):
                     result.update(status=400, error={"type": "mapper_parsing_exception",
                                                      "reason": "Vector dimension mismatch"})
                 else:
@@ -276,6 +309,9 @@ class StandIn:
                 self.indices.pop(index)
                 return 200, {"acknowledged": True}, "indices.delete"
         operation = parts[1]
+        if operation == "_mapping" and method in ("PUT", "POST"):
+            self.check_request("indices.put_mapping", body)
+            return 200, self.put_mapping(index, body), "indices.put_mapping"
         if operation == "_alias":
             return 200, {name: {"aliases": {}} for name in self.resolve(index)}, "indices.get_alias"
         if operation == "_search":
@@ -303,6 +339,10 @@ class StandIn:
                       "_shards": {"total": 1, "successful": 1, "failed": 0}}
             if method in ("PUT", "POST"):
                 self.check_request("index", body)
+                unmapped = self.unmapped(self.resolve(index)[0], body)
+                if unmapped:
+                    raise ApiError(400, "strict_dynamic_mapping_exception",
+                                   f"mapping set to strict, dynamic introduction of [{unmapped[0]}] is not allowed")
                 created = doc_id not in docs
                 docs[doc_id] = body
                 return (201 if created else 200), {**result, "result": "created" if created else "updated"}, "index"
@@ -319,6 +359,26 @@ class StandIn:
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def _values(source: dict[str, Any], field: str) -> list[Any]:
+    """The values of a field (a keyword array has several); a sub-field such as ``name.raw`` reads ``name``."""
+    value = source.get(field, source.get(field.split(".")[0]))
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    """A wildcard query pattern (``*``, ``?``, backslash escapes) as a regular expression."""
+    out, escaped = [], False
+    for char in pattern:
+        if escaped:
+            out.append(re.escape(char))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        else:
+            out.append(".*" if char == "*" else "." if char == "?" else re.escape(char))
+    return re.compile("".join(out), re.S)
 
 
 class _Handler(BaseHTTPRequestHandler):

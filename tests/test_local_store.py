@@ -70,6 +70,31 @@ def test_an_index_of_the_old_format_is_dropped_and_rebuilt(tmp_path, caplog):
         document_id(A, "main", "a.py", "left")]
 
 
+def test_an_index_of_format_2_is_upgraded_in_place_and_read_as_is_until_then(tmp_path):
+    import sqlite3
+
+    from bot.store.local import UPGRADABLE
+
+    store = LocalStore(tmp_path / "index")
+    store.write(A, "main", [doc(A, "left", [1, 0, 0])], [])
+    store.cache_summaries(A, {"m|ko|h": "요약"})
+    store.close()
+    # what a format-2 index looks like: no calls column, no overlays table
+    old = sqlite3.connect(tmp_path / "index" / "ragcode.sqlite3")
+    old.executescript(f"ALTER TABLE documents DROP COLUMN calls; DROP TABLE overlays; PRAGMA user_version = {UPGRADABLE};")
+    old.close()
+    reader = LocalStore(tmp_path / "index", read_only=True)
+    assert [(ref.name, ref.calls) for ref in reader.refs(A, "main")] == [("left", ())]
+    assert reader.callers(A, "main", ["left"]) == [] and reader.overlay(A, "pull:1") is None
+    reader.close()
+    upgraded = LocalStore(tmp_path / "index")
+    assert [d.name for d in upgraded.documents(A, "main", [document_id(A, "main", "a.py", "left")])] == ["left"]
+    assert upgraded.cached_summaries(A, ["m|ko|h"]) == {"m|ko|h": "요약"}, "nothing was dropped"
+    called = Document(**{**doc(A, "caller", [0, 1, 0]).__dict__, "calls": ("left",)})
+    upgraded.write(A, "main", [called], [])
+    assert [ref.name for ref in upgraded.callers(A, "main", ["left"])] == ["caller"]
+
+
 def test_loaded_vectors_stay_under_the_memory_cap(tmp_path):
     store = LocalStore(tmp_path / "index", cache_bytes=16)  # room for one branch of one 3-dimensional vector
     store.write(A, "main", [doc(A, "left", [1, 0, 0])], [])

@@ -39,7 +39,8 @@ def store(standin: StandIn) -> Iterator[OpenSearchStore]:
 
 
 def test_creates_its_indices_with_the_documents_index_on_first_write(store: OpenSearchStore, standin: StandIn) -> None:
-    assert set(standin.indices) == {"ragcode-test-v2-state", "ragcode-test-v2-summaries", "ragcode-test-v2-vectors"}
+    assert set(standin.indices) == {"ragcode-test-v2-state", "ragcode-test-v2-summaries", "ragcode-test-v2-vectors",
+                                    "ragcode-test-v2-overlays"}
     store.write(APP, "main", [make_doc(dimension=8)], [])
     assert "ragcode-test-v2-documents-8" in standin.indices
     assert store.vector_search(APP, "main", make_doc(dimension=16).vector, 5) == []
@@ -62,6 +63,25 @@ def test_an_index_another_instance_created_meanwhile_is_no_failure(store: OpenSe
     assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
     assert standin.created_meanwhile == set() and [r.id for r in other.refs(APP, "main")] == [make_doc().id]
     other.close()
+
+
+def test_a_documents_index_created_before_calls_were_recorded_gets_the_field_at_start(standin: StandIn) -> None:
+    import copy
+    import dataclasses
+
+    from bot.store import opensearch_bodies as bodies
+
+    older = copy.deepcopy(bodies.documents_index_body(8))
+    del older["mappings"]["properties"]["calls"]
+    standin.indices["ragcode-test-v2-documents-8"] = {"body": older, "docs": {}}
+    called = dataclasses.replace(make_doc(dimension=8), calls=("apply_coupon",))
+    with serve(standin) as url:
+        store = OpenSearchStore(_settings(url))
+        store.write(APP, "main", [called], [])
+        assert [ref.id for ref in store.callers(APP, "main", ["apply_coupon"])] == [called.id]
+        store.close()
+    assert standin.problems == []
+    assert "calls" in standin.indices["ragcode-test-v2-documents-8"]["body"]["mappings"]["properties"]
 
 
 def test_throttled_bulk_items_are_retried(store: OpenSearchStore, standin: StandIn) -> None:

@@ -405,3 +405,83 @@ def test_sample_vectors_are_a_fixed_sample_of_the_branch(store: Store) -> None:
 
 def test_ping(store: Store) -> None:
     assert store.ping() is True
+
+
+def test_calls_round_trip_and_find_their_callers(store: Store) -> None:
+    apply = make_doc(path="shop/pricing.py", name="apply_coupon", seed=1)
+    total = dataclasses.replace(make_doc(path="shop/cart.py", name="Cart.total", seed=2),
+                                calls=("apply_coupon", "apply_coupon@shop/pricing", "round"))
+    audit = dataclasses.replace(make_doc(path="audit.py", name="audit", seed=3), calls=("Cart.total", "total"))
+    elsewhere = dataclasses.replace(make_doc(branch="dev", path="shop/cart.py", name="Cart.total", seed=2),
+                                    calls=("apply_coupon",))
+    theirs = dataclasses.replace(make_doc(repo=OTHER, path="x.py", name="x", seed=4), calls=("apply_coupon",))
+    store.write(APP, "main", [apply, total, audit], [])
+    store.write(APP, "dev", [elsewhere], [])
+    store.write(OTHER, "main", [theirs], [])
+    (got,) = store.documents(APP, "main", [total.id])
+    assert got.calls == ("apply_coupon", "apply_coupon@shop/pricing", "round")
+    assert {ref.id: ref.calls for ref in store.refs(APP, "main", ["shop/cart.py"])} == {total.id: total.calls}
+    assert [ref.id for ref in store.callers(APP, "main", ["apply_coupon"])] == [total.id]
+    assert {ref.id for ref in store.callers(APP, "main", ["total", "apply_coupon", "nobody"])} == {total.id, audit.id}
+    assert store.callers(APP, "main", ["apply"]) == [], "a whole name, not a part of one"
+    assert store.callers(APP, "main", ["apply_coupon@shop/pricing"])[0].id == total.id
+    assert store.callers(APP, "main", []) == []
+    assert len(store.callers(APP, "main", ["total", "apply_coupon"], limit=1)) == 1
+    store.write(APP, "main", [dataclasses.replace(total, calls=())], [])
+    assert store.callers(APP, "main", ["apply_coupon"]) == [], "calls are replaced with the document"
+
+
+def test_find_names_by_qualified_name_or_its_last_parts(store: Store) -> None:
+    docs = {name: make_doc(path=path, name=name, seed=i) for i, (path, name) in enumerate([
+        ("shop/orders.py", "Ledger.record"), ("shop/orders.py", "record_all"), ("a.py", "outer.<locals>.record"),
+        ("long.py", "migrate#1"), ("long.py", "migrate#2"), ("odd.py", "weird*name"), ("odd.py", "weirdXname"),
+        ("x.py", "Other.Ledger.record")])}
+    store.write(APP, "main", list(docs.values()), [])
+    store.write(APP, "dev", [make_doc(branch="dev", name="record")], [])
+    store.write(OTHER, "main", [make_doc(repo=OTHER, name="record")], [])
+
+    def names(*wanted: str) -> set[str]:
+        return {ref.name for ref in store.find_names(APP, "main", list(wanted))}
+
+    assert names("record") == {"Ledger.record", "outer.<locals>.record", "Other.Ledger.record"}
+    assert names("Ledger.record") == {"Ledger.record", "Other.Ledger.record"}
+    assert names("migrate") == {"migrate#1", "migrate#2"}
+    assert names("weird*name") == {"weird*name"}, "wildcard characters in a name are literal"
+    assert names("ledger.record", "cord", "nothing") == set()
+    assert names() == set()
+    assert len(store.find_names(APP, "main", ["record", "migrate"], limit=2)) == 2
+    assert {ref.path for ref in store.find_names(APP, "main", ["record_all"])} == {"shop/orders.py"}
+
+
+def test_find_paths_by_whole_trailing_components(store: Store) -> None:
+    store.write(APP, "main", [make_doc(path="src/shop/pricing.py", name="a", seed=1),
+                              make_doc(path="web/cart[1].js", name="b", seed=2)], [])
+    store.write(APP, "dev", [make_doc(branch="dev", path="dev_only.py", name="c", seed=3)], [])
+    asked = ["src/shop/pricing.py", "shop/pricing.py", "pricing.py", "/shop/pricing.py", "ricing.py", "shop/",
+             "src/", "rc/", "web/cart[1].js", "cart?1?.js", "dev_only.py", "missing.py", ""]
+    assert store.find_paths(APP, "main", asked) == {"src/shop/pricing.py", "shop/pricing.py", "pricing.py",
+                                                    "/shop/pricing.py", "shop/", "src/", "web/cart[1].js"}
+    assert store.find_paths(OTHER, "main", ["pricing.py"]) == set()
+
+
+def test_overlays_are_recorded_per_scope_and_dropped_with_it(store: Store) -> None:
+    from bot.documents import Overlay, overlay_branch
+
+    overlay = Overlay(repo_id=APP, number=7, base="main", head="b" * 40, merge_base="a" * 40,
+                      shadowed=("shop/pricing.py", "old/name.py"), fork=True)
+    assert store.overlay(APP, overlay_branch(7)) is None
+    store.set_overlay(overlay)
+    store.set_overlay(Overlay(repo_id=OTHER, number=7, base="main", head="c" * 40, merge_base="a" * 40))
+    assert store.overlay(APP, overlay_branch(7)) == overlay
+    assert store.overlay(APP, overlay_branch(8)) is None and store.overlay(ELSEWHERE, overlay_branch(7)) is None
+    moved = dataclasses.replace(overlay, head="d" * 40, shadowed=("shop/pricing.py",))
+    store.set_overlay(moved)
+    assert store.overlay(APP, overlay_branch(7)) == moved
+    doc = make_doc(branch=overlay_branch(7), path="shop/pricing.py", name="apply_coupon")
+    store.write(APP, overlay_branch(7), [doc], [])
+    store.set_state(APP_REPO, overlay_branch(7), "d" * 40, "e", 8)
+    store.drop_branch(APP, overlay_branch(7))
+    assert store.overlay(APP, overlay_branch(7)) is None and store.refs(APP, overlay_branch(7)) == []
+    assert store.overlay(OTHER, overlay_branch(7)) is not None
+    store.forget_repository(OTHER)
+    assert store.overlay(OTHER, overlay_branch(7)) is None

@@ -10,6 +10,7 @@ from bot.markdown import escape_text, inline_code, sanitize
 
 MAX_REPLY_CHARS = 65_536  # GitHub rejects a comment body over 65,536 characters (422)
 MAX_REFERENCES_CHARS = 24_000  # the references never take more than this; the answer gets the rest
+MAX_RELATED_CHARS = 4_000  # the related functions' list never takes more than this
 MAX_SUMMARY_CHARS = 1_200  # per reference
 MAX_PATH_CHARS = 300
 MAX_NAME_CHARS = 200
@@ -18,11 +19,15 @@ _WORDS = {
     "ko": {"references": "참고한 함수", "lines": "줄", "relevance": "관련도", "summary": "요약",
            "none": "이 저장소에서 요청과 관련된 함수를 찾지 못했습니다. 다른 말로 다시 물어봐 주세요.",
            "indexed": "색인된 커밋", "more": "참고 함수 {count}개는 길이 제한으로 생략했습니다.",
-           "shortened": "(답변이 GitHub 댓글 길이 제한을 넘어 여기서 잘랐습니다.)"},
+           "shortened": "(답변이 GitHub 댓글 길이 제한을 넘어 여기서 잘랐습니다.)",
+           "related": "관련 함수 (호출 관계)", "callee": "{name}이(가) 호출", "caller": "{name}을(를) 호출",
+           "head": "PR 헤드"},
     "en": {"references": "References", "lines": "lines", "relevance": "relevance", "summary": "Summary",
            "none": "No function of this repository is relevant enough to this request. Try rephrasing it.",
            "indexed": "indexed commit", "more": "{count} more references left out for length.",
-           "shortened": "(The answer was cut here to fit GitHub's comment size limit.)"},
+           "shortened": "(The answer was cut here to fit GitHub's comment size limit.)",
+           "related": "Related functions (calls)", "callee": "called by {name}", "caller": "calls {name}",
+           "head": "pull request head"},
 }
 
 
@@ -40,7 +45,9 @@ def render_references(hits: Sequence[Hit], html_url: str, commit: str, lang: str
                       limit: int = MAX_REFERENCES_CHARS) -> str:
     """One entry per function used: linked path and lines, qualified name, relevance, folded summary."""
     w = words(lang)
-    head, foot = f"#### {w['references']}", f"<sub>{w['indexed']} {inline_code(commit[:12])}</sub>"
+    heads = sorted({hit.commit for hit in hits if hit.commit and hit.commit != commit})
+    shown = "".join(f" · {w['head']} {inline_code(head[:12])}" for head in heads)
+    head, foot = f"#### {w['references']}", f"<sub>{w['indexed']} {inline_code(commit[:12])}{shown}</sub>"
     entries: list[str] = []
     used = size(head) + size(foot) + size(w["more"]) + 16
     for number, hit in enumerate(hits, 1):
@@ -57,7 +64,7 @@ def render_references(hits: Sequence[Hit], html_url: str, commit: str, lang: str
 def _reference(number: int, hit: Hit, html_url: str, commit: str, w: dict[str, str]) -> str:
     d = hit.document
     label = f"{escape_text(_clip(d.path, MAX_PATH_CHARS))} {w['lines']} {d.start_line}–{d.end_line}"
-    link = permalink(html_url, commit, d.path, d.start_line, d.end_line)
+    link = permalink(html_url, hit.commit or commit, d.path, d.start_line, d.end_line)
     location = f"[{label}]({link})" if link else label
     return (
         f"{number}. {location} — {inline_code(_clip(d.name, MAX_NAME_CHARS))} · {w['relevance']} {hit.score:.2f}\n"
@@ -66,12 +73,36 @@ def _reference(number: int, hit: Hit, html_url: str, commit: str, w: dict[str, s
     )
 
 
+def render_related(hits: Sequence[Hit], html_url: str, commit: str, lang: str, limit: int = MAX_RELATED_CHARS) -> str:
+    """The related functions (callers and callees of the references), each linked, with how it relates."""
+    if not hits:
+        return ""
+    w = words(lang)
+    lines = [f"#### {w['related']}"]
+    used = size(lines[0])
+    for hit in hits:
+        d = hit.document
+        label = f"{escape_text(_clip(d.path, MAX_PATH_CHARS))} {w['lines']} {d.start_line}–{d.end_line}"
+        link = permalink(html_url, hit.commit or commit, d.path, d.start_line, d.end_line)
+        how = w[hit.relation].format(name=inline_code(_clip(hit.related_to, MAX_NAME_CHARS)))
+        line = f"- {f'[{label}]({link})' if link else label} — {inline_code(_clip(d.name, MAX_NAME_CHARS))} · {how}"
+        if used + size(line) + 1 > limit:
+            break
+        lines.append(line)
+        used += size(line) + 1
+    return "\n".join(lines) if len(lines) > 1 else ""
+
+
 def render_reply(body: str, hits: Sequence[Hit], html_url: str, commit: str, lang: str,
-                 limit: int = MAX_REPLY_CHARS) -> str:
-    """The whole reply: the (sanitized, clipped) answer, then the references; a polite note when nothing matched."""
+                 limit: int = MAX_REPLY_CHARS, related: Sequence[Hit] = ()) -> str:
+    """The whole reply: the (sanitized, clipped) answer, then the references and the related functions; a polite
+    note when nothing matched."""
     if not hits:
         return words(lang)["none"]
     references = render_references(hits, html_url, commit, lang, min(MAX_REFERENCES_CHARS, limit // 2))
+    listed = render_related(related, html_url, commit, lang, min(MAX_RELATED_CHARS, limit // 8))
+    if listed:
+        references = f"{references}\n\n{listed}"
     if not body.strip():
         return references
     answer = sanitize_within(body, html_url, limit - size(references) - 2, words(lang)["shortened"])

@@ -12,8 +12,9 @@ import numpy as np
 
 from bot.commands.calibrate import calibration
 from bot.commands.testcode import is_test_code
-from bot.documents import Hit
+from bot.documents import Document, Hit, Overlay
 from bot.runtime import Runtime
+from bot.store.base import Store
 
 RRF_K = 5  # reciprocal-rank constant: small, so the top ranks of each list dominate (benchmarks/bench_quality.py)
 # Evidence is the calibrated similarity (standard deviations above the backgrounds, see calibrate.py) plus these
@@ -77,24 +78,32 @@ def retrieve(
     boost_paths: Collection[str] = (),
     min_score: float | None = None,
     tests: str | None = None,
+    overlay: Overlay | None = None,
 ) -> list[Hit]:
     """The ``k`` most relevant functions of one repository branch that pass the relevance cut, best first.
 
     ``min_score`` (else ``RAGCODE_MIN_SCORE``) forces a fixed cut on the score; unset, the cut is calibrated.
-    ``tests`` (else ``RAGCODE_TESTS``) says how test code ranks.
+    ``tests`` (else ``RAGCODE_TESTS``) says how test code ranks. With a pull request's ``overlay`` (on ``branch``,
+    its base), its functions rank together with the base's, whose functions in the paths it shadows are left out.
     """
     settings, store = runtime.settings, runtime.store
     k = k or settings.top_k
     min_score = settings.min_score if min_score is None else min_score
     query_vector = runtime.embedder.embed_query(query)
-    lexical = store.lexical_search(repo_id, branch, query, settings.candidates)
-    vector = store.vector_search(repo_id, branch, query_vector, settings.candidates)
+    if overlay is None:
+        lexical = store.lexical_search(repo_id, branch, query, settings.candidates)
+        vector = store.vector_search(repo_id, branch, query_vector, settings.candidates)
+        loaded = None
+    else:
+        lexical, vector, loaded = _with_overlay(store, repo_id, branch, overlay, query, query_vector,
+                                                settings.candidates)
     fused = fuse(lexical, vector, settings.lexical_weight, settings.vector_weight)
     if not fused:
         return []
     candidates = sorted(fused, key=fused.__getitem__, reverse=True)[: settings.candidates]
     documents, vectors = [], []
-    for document in store.documents(repo_id, branch, candidates):
+    found = store.documents(repo_id, branch, candidates) if loaded is None else [loaded[i] for i in candidates]
+    for document in found:
         if document.vector is not None and document.vector.shape[-1] == query_vector.shape[-1]:
             documents.append(document)
             vectors.append(document.vector)
@@ -111,13 +120,35 @@ def retrieve(
         evidence = float(z) + LEXICAL_BONUS * fused[document.id] / best_fused * (document.id in lexical_rank)
         if document.path in boosted:
             evidence += PATH_BOOST
-        hits.append(Hit(document=document, score=round(score_of(evidence), 4),
-                        lexical_rank=lexical_rank.get(document.id), vector_rank=vector_rank.get(document.id)))
+        head = overlay.head if overlay is not None and document.branch == overlay.branch else ""
+        hits.append(Hit(document=document, score=round(score_of(evidence), 4), lexical_rank=lexical_rank.get(document.id),
+                        vector_rank=vector_rank.get(document.id), commit=head))
     hits.sort(key=lambda hit: hit.score, reverse=True)
     mode = tests or settings.tests
     if mode == "exclude":
         hits = order_tests(hits, mode)  # so the cut judges implementations alone
     return order_tests(relevant(hits, min_score), mode)[:k]
+
+
+def _with_overlay(store: Store, repo_id: int, branch: str, overlay: Overlay, query: str, query_vector: np.ndarray,
+                  limit: int) -> tuple[list[tuple[str, float]], list[tuple[str, float]], dict[str, Document]]:
+    """Lexical and vector candidates of the base branch and the overlay ranked together (both scopes share one
+    index, so their scores compare), without the base's functions in the paths the overlay shadows."""
+    lexical: list[tuple[str, float]] = []
+    vector: list[tuple[str, float]] = []
+    loaded: dict[str, Document] = {}
+    for scope in (branch, overlay.branch):
+        found_lexical = store.lexical_search(repo_id, scope, query, limit)
+        found_vector = store.vector_search(repo_id, scope, query_vector, limit)
+        ids = list(dict.fromkeys(doc_id for doc_id, _ in [*found_lexical, *found_vector]))
+        loaded.update((doc.id, doc) for doc in store.documents(repo_id, scope, ids))
+        lexical += found_lexical
+        vector += found_vector
+    hidden = set(overlay.shadowed)
+    shown = {doc_id for doc_id, doc in loaded.items() if doc.branch == overlay.branch or doc.path not in hidden}
+    lexical = sorted((pair for pair in lexical if pair[0] in shown), key=lambda pair: -pair[1])[:limit]
+    vector = sorted((pair for pair in vector if pair[0] in shown), key=lambda pair: -pair[1])[:limit]
+    return lexical, vector, loaded
 
 
 def permalink(html_url: str, commit: str, path: str, start_line: int, end_line: int) -> str:
@@ -128,8 +159,11 @@ def permalink(html_url: str, commit: str, path: str, start_line: int, end_line: 
 
 
 def hit_json(hit: Hit, html_url: str, commit: str) -> dict[str, Any]:
-    """One result as the ``search --json`` contract describes it."""
+    """One result as the ``search --json`` contract describes it (a related function also says how it relates)."""
     d = hit.document
-    return {"path": d.path, "name": d.name, "kind": d.kind, "language": d.language, "start_line": d.start_line,
-            "end_line": d.end_line, "score": hit.score, "summary": d.summary,
-            "permalink": permalink(html_url, commit, d.path, d.start_line, d.end_line)}
+    result = {"path": d.path, "name": d.name, "kind": d.kind, "language": d.language, "start_line": d.start_line,
+              "end_line": d.end_line, "score": hit.score, "summary": d.summary,
+              "permalink": permalink(html_url, hit.commit or commit, d.path, d.start_line, d.end_line)}
+    if hit.relation:
+        result |= {"relation": hit.relation, "related_to": hit.related_to}
+    return result

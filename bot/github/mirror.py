@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
 import threading
@@ -89,21 +90,48 @@ class Mirrors:
         path = self.path(repo_id)
         with self.lock(repo_id):
             mirror = self.open(repo_id) or git.Repo.init(path, bare=True, mkdir=True)
-            env = {**os.environ, **auth_env(url, token)}
-            env["GIT_ALLOW_PROTOCOL"] = "https:file" if self.allow_file_urls else "https"
-            try:
-                mirror.git.fetch(url, "+refs/heads/*:refs/heads/*", "--prune", "--no-tags", env=env,
-                                 kill_after_timeout=self.timeout)
-            except git.GitCommandError as error:
-                message = (error.stderr or "").strip()
-                raise MirrorError(f"git fetch of repository {repo_id} failed or took longer than "
-                                  f"RAGCODE_FETCH_TIMEOUT ({self.timeout:.0f} s): {message[-500:]}") from None
-            used = sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
-            if used > self.max_bytes:
-                shutil.rmtree(path, ignore_errors=True)
-                raise MirrorTooLarge(f"the repository takes {used >> 20} MB, more than RAGCODE_MAX_REPO_MB "
-                                  f"({self.max_bytes >> 20} MB); it is not indexed")
+            self._fetch(repo_id, mirror, url, token, "+refs/heads/*:refs/heads/*", "--prune")
             return mirror
+
+    def fetch_pull(self, repo_id: int, url: str, token: str | None, number: int) -> str:
+        """Fetch pull request ``number``'s head (``refs/pull/N/head`` of the repository itself, where GitHub keeps
+        the head of every pull request, forks' included) into the existing mirror; the head commit.
+
+        A fork is never cloned: its commits come through the base repository, with the installation's token for it.
+        """
+        check_url(url, self.allow_file_urls)
+        ref = f"refs/pull/{int(number)}/head"
+        with self.lock(repo_id):
+            mirror = self.open(repo_id)
+            if mirror is None:
+                raise MirrorError(f"repository {repo_id} has no mirror yet; sync it before fetching pull requests")
+            self._fetch(repo_id, mirror, url, token, f"+{ref}:{ref}")
+            return str(mirror.git.rev_parse("--verify", f"{ref}^{{commit}}"))
+
+    def drop_pull(self, repo_id: int, number: int) -> None:
+        """Forget a closed pull request's head in the mirror (its objects go with git's next garbage collection)."""
+        with self.lock(repo_id):
+            mirror = self.open(repo_id)
+            if mirror is not None:
+                with contextlib.suppress(git.GitCommandError):  # never fetched
+                    mirror.git.update_ref("-d", f"refs/pull/{int(number)}/head")
+
+    def _fetch(self, repo_id: int, mirror: git.Repo, url: str, token: str | None, *refspec: str) -> None:
+        """``git fetch url refspec…`` within ``timeout``; a mirror that ends up over the limit is deleted."""
+        env = {**os.environ, **auth_env(url, token)}
+        env["GIT_ALLOW_PROTOCOL"] = "https:file" if self.allow_file_urls else "https"
+        try:
+            mirror.git.fetch(url, *refspec, "--no-tags", env=env, kill_after_timeout=self.timeout)
+        except git.GitCommandError as error:
+            message = (error.stderr or "").strip()
+            raise MirrorError(f"git fetch of repository {repo_id} failed or took longer than "
+                              f"RAGCODE_FETCH_TIMEOUT ({self.timeout:.0f} s): {message[-500:]}") from None
+        path = self.path(repo_id)
+        used = sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
+        if used > self.max_bytes:
+            shutil.rmtree(path, ignore_errors=True)
+            raise MirrorTooLarge(f"the repository takes {used >> 20} MB, more than RAGCODE_MAX_REPO_MB "
+                                 f"({self.max_bytes >> 20} MB); it is not indexed")
 
 
 def branch_head(mirror: git.Repo, branch: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
@@ -14,6 +15,7 @@ from tree_sitter import Node, Parser, Tree
 from bot.config import Settings
 from bot.documents import Unit
 from bot.indexer.languages import TEXT, grammar, language_for
+from bot.indexer.tags import with_calls
 
 __all__ = ["WINDOW_LINES", "Limits", "TooLarge", "chunk_file", "language_for"]
 
@@ -760,17 +762,7 @@ def _with_ordinals(units: list[Unit]) -> list[Unit]:
 
 def _replace_ordinal(unit: Unit, ordinal: int) -> Unit:
     """A copy of a unit with another ordinal."""
-    return Unit(
-        unit.path,
-        unit.language,
-        unit.kind,
-        unit.name,
-        unit.start_line,
-        unit.end_line,
-        unit.code,
-        unit.context,
-        ordinal,
-    )
+    return dataclasses.replace(unit, ordinal=ordinal)
 
 
 # A Python function always starts a line with `def` (or `async def`): a file without one is all
@@ -781,16 +773,18 @@ _PYTHON_DEF = re.compile(r"^[ \t\f]*(?:async[ \t\f]+)?def[ \t\f\\]", re.MULTILIN
 def _chunk_parsed(
     path: str, language: str, source: str, lines: list[str], max_lines: int, limits: Limits, budget: _Budget
 ) -> list[Unit]:
-    """Units of a file in a parsed language: its functions and the module-level rest."""
+    """Units of a file in a parsed language: its functions and the module-level rest, with what each calls."""
     defs: list[_Def] = []
+    tree: Tree | None = None
     if language != "python" or _PYTHON_DEF.search(source):
         g = _grammar(language)
         data = source.encode("utf-8", "replace")
-        defs = _find_definitions(g.parse(data), g, lines, data, limits)
+        tree = g.parse(data)
+        defs = _find_definitions(tree, g, lines, data, limits)
     units = budget.take(_module_units(path, language, lines, defs, max_lines, limits.unit_chars))
     for d in defs:
         units.extend(budget.take(_function_units(path, language, d, lines, max_lines, limits)))
-    return units
+    return units if tree is None else with_calls(language, tree, path, units)
 
 
 DEFAULT_LIMITS = Limits()

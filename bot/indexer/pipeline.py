@@ -17,6 +17,7 @@ from bot.embed import embedder_spec
 from bot.indexer.estimate import Estimate, afford, estimate_run
 from bot.indexer.filters import IndexOptions
 from bot.indexer.plan import (
+    Changes,
     Plan,
     Progress,
     RunPlan,
@@ -90,18 +91,21 @@ def index_branch(
     progress: Progress | None = None,
     money_left: float | None = None,
     on_plan: Callable[[Estimate], None] | None = None,
+    changes: Changes | None = None,
 ) -> IndexReport:
     """Bring the index of ``repo``'s ``branch`` from its recorded commit to ``commit``.
 
     ``money_left`` (USD, None: no cap) limits the model summaries to what it pays for; the rest keep a fallback
     summary and are deferred. ``on_plan(estimate)`` runs once the run is planned, before any model call.
+    ``changes`` (a pull request overlay's files, ``bot/indexer/overlay.py``) replaces the diff from the indexed commit.
     """
     started = time.monotonic()
     options = options or IndexOptions.from_settings(runtime.settings)
     store, model, embedder = runtime.store, runtime.text_model, runtime.embedder
     with metering() as meter:
         run = plan_run(store, runtime.settings, git_repo, repo, branch, commit, full=full, options=options,
-                       model=model.name, embedder=(embedder.name, embedder.dimension), progress=progress)
+                       model=model.name, embedder=(embedder.name, embedder.dimension), progress=progress,
+                       changes=changes)
         if money_left is not None:
             afford(run, money_left, runtime.settings)
             if run.deferred_for_budget:
@@ -225,7 +229,7 @@ def _document(doc_id: str, repo_id: int, branch: str, unit: Unit, summary: str, 
               vector: np.ndarray | None) -> Document:
     return Document(id=doc_id, repo_id=repo_id, branch=branch, path=unit.path, name=unit.name, kind=unit.kind,
                     language=unit.language, start_line=unit.start_line, end_line=unit.end_line, code=unit.code,
-                    content_hash=unit.hash, summary=summary, summary_ok=ok, vector=vector)
+                    content_hash=unit.hash, summary=summary, summary_ok=ok, vector=vector, calls=unit.calls)
 
 
 def _embed(runtime: Runtime, repo_id: int, documents: list[Document], progress: Progress | None) -> None:

@@ -203,7 +203,9 @@ def classify(
             plan.to_summarize.append((doc_id, unit))
         else:
             plan.unchanged += 1
-            if reembed or (old.start_line, old.end_line) != (unit.start_line, unit.end_line):
+            # rewritten (summary and vector kept) when it moved within the file or what it calls changed: an
+            # import elsewhere in the file can change where a call goes without changing the function's code
+            if reembed or (old.start_line, old.end_line, old.calls) != (unit.start_line, unit.end_line, unit.calls):
                 plan.reused.append((doc_id, unit, old))
     leftovers: dict[str, list[DocumentRef]] = {}
     for ref in old_by_id.values():
@@ -253,7 +255,8 @@ def retry_pending(store: PlanStore, repo_id: int, branch: str, plan: Plan) -> No
     pending = [ref for ref in store.pending(repo_id, branch) if ref.id not in planned]
     for document in store.documents(repo_id, branch, [ref.id for ref in pending]):
         unit = Unit(path=document.path, language=document.language, kind=document.kind, name=document.name,
-                    start_line=document.start_line, end_line=document.end_line, code=document.code)
+                    start_line=document.start_line, end_line=document.end_line, code=document.code,
+                    calls=document.calls)
         plan.to_summarize.append((document.id, unit))
         # the stored unit lacks its context, so its hash would differ from the chunker's: keep the stored one
         plan.kept_hashes[document.id] = document.content_hash
@@ -262,19 +265,21 @@ def retry_pending(store: PlanStore, repo_id: int, branch: str, plan: Plan) -> No
 def plan_run(
     store: PlanStore, settings: Settings, git_repo: git.Repo, repo: Repository, branch: str, commit: str, *,
     full: bool, options: IndexOptions, model: str, embedder: tuple[str, int | None], progress: Progress | None = None,
+    changes: Changes | None = None,
 ) -> RunPlan:
     """Plan bringing ``repo``'s ``branch`` to ``commit``: changes, units, cached summaries, the run's share.
 
     ``embedder`` is the embedder's name and dimension (None when not known yet): another embedder than the
     branch was indexed with means re-embedding everything. At most ``RAGCODE_MAX_SUMMARIES_PER_RUN`` summaries
-    are asked for; the others are deferred to later runs.
+    are asked for; the others are deferred to later runs. ``changes`` (a pull request overlay's files) replaces
+    the diff from the indexed commit.
     """
     new = git_repo.commit(commit)
     state = store.branch_state(repo.id, branch)
     name, dimension = embedder
     reembed = state is not None and (state.embedder != name or (dimension is not None and state.dimension != dimension))
     old = None if reembed else resolve_commit(git_repo, state.commit if state else None)
-    changes = find_changes(git_repo, old, new, full or reembed)
+    changes = changes or find_changes(git_repo, old, new, full or reembed)
     plan = Plan()
     units = list(read_units(new, changes.changed, options, settings.max_unit_lines, plan, progress,
                             Limits.from_settings(settings)))

@@ -17,6 +17,8 @@ MAX_FIELD_CHARS = 300  # a path or name quoted in a prompt
 MAX_SUMMARY_CHARS = 2_000  # of a summary: a model's answer past it is cut, a stored one is quoted cut
 MAX_REQUEST_CHARS = 8_000  # of the user's request in a generation prompt
 MAX_CONTEXT_CHARS = 60_000  # of all references in a generation prompt: code, summaries and their headings
+MAX_RELATED_CHARS = 12_000  # of those, at most this for related functions (callers and callees), after the rest
+MAX_RELATED_CODE_CHARS = 3_000  # code of one related function
 
 _FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)[^`]*$")
 _TAGGED = re.compile(r"<(summary|result)>(.*?)(?:</\1>|$)", re.S | re.I)
@@ -153,6 +155,9 @@ _ANSWER_TEXT = {
         "summary": "요약",
         "request": "요청",
         "truncated": "(길이 제한으로 생략됨)",
+        "related": "관련 함수 (위 함수들이 호출하거나 위 함수들을 호출하는 함수):",
+        "callee": "{name}이(가) 호출함",
+        "caller": "{name}을(를) 호출함",
     },
     "en": {
         "intro": "Functions of the repository {repo} related to the request.",
@@ -161,6 +166,9 @@ _ANSWER_TEXT = {
         "summary": "Summary",
         "request": "Request",
         "truncated": "(truncated for length)",
+        "related": "Related functions (called by or calling the functions above):",
+        "callee": "called by {name}",
+        "caller": "calls {name}",
     },
 }
 
@@ -176,12 +184,15 @@ def generation_messages(
     """System and user message asking for code that answers ``request`` from the retrieved functions.
 
     The references take at most ``max_context_chars`` (code, summaries and headings) and the request at most
-    MAX_REQUEST_CHARS, so the prompt is bounded however many hits and however long their texts.
+    MAX_REQUEST_CHARS, so the prompt is bounded however many hits and however long their texts. Related functions
+    (hits with a ``relation``) follow the others, within what is left and at most MAX_RELATED_CHARS.
     """
     lang = _lang(lang)
     words = _ANSWER_TEXT[lang]
     parts = [words["intro"].format(repo=clip(repo, MAX_FIELD_CHARS)), "<references>"]
     budget = max_context_chars
+    related = [hit for hit in hits if hit.relation]
+    hits = [hit for hit in hits if not hit.relation]
     if not hits:
         parts.append(words["none"])
     for number, hit in enumerate(hits, 1):
@@ -201,9 +212,28 @@ def generation_messages(
         budget -= len(code)
         parts.extend(heading)
         parts.append(fence(code, doc.language))
+    if related and budget >= 500:
+        parts.extend(_related(related, words, min(budget, MAX_RELATED_CHARS)))
     parts.append("</references>")
     parts.append(f"{words['request']}:\n{clip(request.strip(), MAX_REQUEST_CHARS)}")
     return _ANSWER_SYSTEM[lang].format(repo=repo), "\n".join(parts)
+
+
+def _related(hits: Sequence[Hit], words: dict[str, str], budget: int) -> list[str]:
+    """The related functions' part of the references: headings saying how each relates, code clipped."""
+    parts = [words["related"]]
+    budget -= len(parts[0]) + 1
+    for number, hit in enumerate(hits, 1):
+        doc = hit.document
+        how = words[hit.relation].format(name=_neutral(clip(hit.related_to, MAX_FIELD_CHARS)))
+        heading = (f"[R{number}] {_neutral(clip(doc.path, MAX_FIELD_CHARS))} ({words['lines']} {doc.start_line}-"
+                   f"{doc.end_line}) — {_neutral(clip(doc.name, MAX_FIELD_CHARS))} · {how}")
+        code = clip(doc.code, MAX_RELATED_CODE_CHARS)
+        if len(heading) + len(code) + 16 > budget:
+            break
+        budget -= len(heading) + len(code) + 16
+        parts += [heading, fence(code, doc.language)]
+    return parts if len(parts) > 1 else []
 
 
 def _closes(line: str, opener: str) -> bool:

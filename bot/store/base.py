@@ -11,7 +11,9 @@ from typing import Protocol
 
 import numpy as np
 
-from bot.documents import BranchState, Document, DocumentRef, Repository
+from bot.documents import BranchState, Document, DocumentRef, Overlay, Repository
+
+MAX_LOOKUP = 200  # documents one name or caller lookup returns at most
 
 
 class StoreError(RuntimeError):
@@ -62,11 +64,12 @@ class Store(Protocol):
         ...
 
     def drop_branch(self, repo_id: int, branch: str) -> None:
-        """Remove a branch's documents and state."""
+        """Remove a branch's documents and state (and its overlay record, for a pull request's scope)."""
         ...
 
     def forget_repository(self, repo_id: int) -> None:
-        """Remove everything of a repository: documents of every branch (recorded or not), state and caches."""
+        """Remove everything of a repository: documents of every branch (recorded or not), state, overlays and
+        caches."""
         ...
 
     def cached_summaries(self, repo_id: int, keys: Sequence[str]) -> dict[str, str]:
@@ -83,6 +86,28 @@ class Store(Protocol):
 
     def cache_vectors(self, repo_id: int, embedder: str, entries: dict[str, np.ndarray]) -> None:
         """Add embeddings to the repository's cache."""
+        ...
+
+    def find_names(self, repo_id: int, branch: str, names: Sequence[str], limit: int = MAX_LOOKUP) -> list[DocumentRef]:
+        """Documents of the branch named one of ``names``: by qualified name (``Ledger.record``) or by its last
+        components (``record`` finds ``Ledger.record``); the parts of a long function (``name#2``) count as it."""
+        ...
+
+    def find_paths(self, repo_id: int, branch: str, paths: Sequence[str]) -> set[str]:
+        """Those of ``paths`` that name a file of the branch: exactly, or by its last components (``x/y.py`` and
+        ``y.py`` both name ``src/x/y.py``)."""
+        ...
+
+    def callers(self, repo_id: int, branch: str, names: Sequence[str], limit: int = MAX_LOOKUP) -> list[DocumentRef]:
+        """Documents of the branch that call one of ``names`` (their recorded ``calls``)."""
+        ...
+
+    def set_overlay(self, overlay: Overlay) -> None:
+        """Record a pull request overlay (its base, head and shadowed paths); its documents are written as a branch."""
+        ...
+
+    def overlay(self, repo_id: int, branch: str) -> Overlay | None:
+        """The overlay recorded for the scope ``branch`` (``overlay_branch(number)``), or None."""
         ...
 
     def lexical_search(self, repo_id: int, branch: str, query: str, limit: int) -> list[tuple[str, float]]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -16,13 +18,22 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from bot.documents import BranchState, Document, DocumentRef, Repository
-from bot.store.base import StoreError
+from bot.documents import BranchState, Document, DocumentRef, Overlay, Repository
+from bot.store.base import MAX_LOOKUP, StoreError
 from bot.text import analyze, identifier_terms
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2: rows keyed by the repository's numeric id; caches per repository
+SCHEMA_VERSION = 3  # 2: rows keyed by the repository's numeric id; caches per repository; 3: calls, overlays
+UPGRADABLE = 2  # an index of this format is upgraded in place (nothing is dropped); read-only stores read it as is
+_OVERLAYS = """
+-- pull request overlays: the base branch they overlay and the base paths they shadow (a JSON list)
+CREATE TABLE IF NOT EXISTS overlays (
+    scope TEXT PRIMARY KEY, repo_id INTEGER NOT NULL, number INTEGER NOT NULL, base TEXT NOT NULL,
+    head TEXT NOT NULL, merge_base TEXT NOT NULL, shadowed TEXT NOT NULL, fork INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS overlays_repo ON overlays(repo_id);
+"""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     rowid INTEGER PRIMARY KEY,
@@ -40,7 +51,8 @@ CREATE TABLE IF NOT EXISTS documents (
     summary TEXT NOT NULL,
     summary_ok INTEGER NOT NULL,
     vector BLOB,
-    generation INTEGER NOT NULL DEFAULT 0
+    generation INTEGER NOT NULL DEFAULT 0,
+    calls TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS documents_scope_path ON documents(scope, path);
 CREATE INDEX IF NOT EXISTS documents_repo ON documents(repo_id);
@@ -74,8 +86,9 @@ CREATE TABLE IF NOT EXISTS vector_cache (
     repo_id INTEGER NOT NULL, embedder TEXT NOT NULL, key TEXT NOT NULL, vector BLOB NOT NULL,
     PRIMARY KEY (repo_id, embedder, key)
 );
-"""
-_OLD_TABLES = ("documents_fts", "documents", "branches", "tombstones", "summary_cache", "vector_cache")
+""" + _OVERLAYS
+_UPGRADE = "ALTER TABLE documents ADD COLUMN calls TEXT NOT NULL DEFAULT '';" + _OVERLAYS
+_OLD_TABLES = ("documents_fts", "documents", "branches", "tombstones", "summary_cache", "vector_cache", "overlays")
 # BM25 weights of the FTS columns: summary, name, path, code
 _BM25 = "bm25(documents_fts, 0.0, 1.0, 2.5, 0.6, 0.8)"
 _MAX_QUERY_TERMS = 48
@@ -123,6 +136,20 @@ def _batches(values: Sequence[str]) -> Iterator[tuple[list[str], str]]:
         yield chunk, ",".join("?" * len(chunk))
 
 
+def _calls_text(calls: Sequence[str]) -> str:
+    """Calls as stored: one a line, with a newline before the first and after the last (for ``instr`` lookups)."""
+    return "\n" + "\n".join(calls) + "\n" if calls else ""
+
+
+def _calls(text: str) -> tuple[str, ...]:
+    return tuple(line for line in text.split("\n") if line)
+
+
+def _glob(text: str) -> str:
+    """``text`` matched literally in a GLOB pattern."""
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
 def _blob(vector: np.ndarray | None) -> bytes | None:
     return None if vector is None else np.asarray(vector, dtype=np.float32).tobytes()
 
@@ -152,12 +179,15 @@ class LocalStore:
         self._scope_locks: dict[str, threading.Lock] = {}
         self._path = self.directory / "ragcode.sqlite3"
         self._empty = read_only and not self._path.is_file()  # each thread's connection gets its own empty schema
+        self._legacy = False
         try:
             if read_only:
                 version = self._db().execute("PRAGMA user_version").fetchone()[0]
-                if version != SCHEMA_VERSION:
+                if version not in (SCHEMA_VERSION, UPGRADABLE):
                     raise StoreError(f"the index in {self.directory} has another format ({version}); the next "
                                      "index run rebuilds it")
+                # an index the next run upgrades is read as it is: no calls, no overlays yet
+                self._legacy = version == UPGRADABLE
                 return
             self.directory.mkdir(parents=True, exist_ok=True)
             (self.directory / "faiss").mkdir(exist_ok=True)
@@ -193,6 +223,14 @@ class LocalStore:
         """Create the schema; an index of an older format is dropped (it is rebuilt by the next run)."""
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version == SCHEMA_VERSION:
+            return
+        if version == UPGRADABLE:
+            log.info("upgrading the index in %s to format %d (calls, overlays)", self.directory, SCHEMA_VERSION)
+            with self._transaction() as tx:
+                for statement in _UPGRADE.split(";"):
+                    if statement.strip():
+                        tx.execute(statement)
+                tx.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if tables & set(_OLD_TABLES):
@@ -266,6 +304,7 @@ class LocalStore:
         db = self._db()
         scopes = {row[0] for row in db.execute("SELECT scope FROM branches WHERE repo_id = ?", (repo_id,))}
         scopes |= {row[0] for row in db.execute("SELECT DISTINCT scope FROM documents WHERE repo_id = ?", (repo_id,))}
+        scopes |= {row[0] for row in db.execute("SELECT scope FROM overlays WHERE repo_id = ?", (repo_id,))}
         self._drop_scopes(sorted(scopes))
         with self._transaction() as tx:
             tx.execute("DELETE FROM summary_cache WHERE repo_id = ?", (repo_id,))
@@ -279,33 +318,39 @@ class LocalStore:
                     tx.execute("DELETE FROM documents WHERE scope = ?", (scope,))
                     tx.execute("DELETE FROM branches WHERE scope = ?", (scope,))
                     tx.execute("DELETE FROM tombstones WHERE scope = ?", (scope,))
+                    if not self._legacy:
+                        tx.execute("DELETE FROM overlays WHERE scope = ?", (scope,))
                 with self._guard:
                     self._indexes.pop(scope, None)
                 for file in (self.directory / "faiss").glob(f"{scope}.*"):
                     file.unlink(missing_ok=True)
 
     # -- documents ---------------------------------------------------------------------------------------
+    @property
+    def _calls_column(self) -> str:
+        """The calls column in a SELECT (an index of the upgradable format, read as is, has none)."""
+        return "''" if self._legacy else "calls"
+
+    def _ref_rows(self, where: str, args: Sequence[object]) -> list[DocumentRef]:
+        rows = self._db().execute(
+            f"SELECT id, path, name, content_hash, start_line, end_line, summary_ok, {self._calls_column} "
+            f"FROM documents WHERE {where}", tuple(args)).fetchall()
+        return [DocumentRef(id=r[0], path=r[1], name=r[2], content_hash=r[3], start_line=r[4], end_line=r[5],
+                            summary_ok=bool(r[6]), calls=_calls(r[7])) for r in rows]
+
     def refs(self, repo_id: int, branch: str, paths: Iterable[str] | None = None) -> list[DocumentRef]:
         """Stored documents of the branch, limited to ``paths`` when given."""
         scope = scope_of(repo_id, branch)
-        sql = "SELECT id, path, name, content_hash, start_line, end_line, summary_ok FROM documents WHERE scope = ?"
-        db = self._db()
         if paths is None:
-            rows = db.execute(sql, (scope,)).fetchall()
-        else:
-            rows = []
-            for chunk, marks in _batches(sorted(set(paths))):
-                rows += db.execute(f"{sql} AND path IN ({marks})", (scope, *chunk)).fetchall()
-        return [DocumentRef(id=r[0], path=r[1], name=r[2], content_hash=r[3], start_line=r[4], end_line=r[5],
-                            summary_ok=bool(r[6])) for r in rows]
+            return self._ref_rows("scope = ?", (scope,))
+        refs: list[DocumentRef] = []
+        for chunk, marks in _batches(sorted(set(paths))):
+            refs += self._ref_rows(f"scope = ? AND path IN ({marks})", (scope, *chunk))
+        return refs
 
     def pending(self, repo_id: int, branch: str) -> list[DocumentRef]:
         """Documents still waiting for a model summary."""
-        rows = self._db().execute(
-            "SELECT id, path, name, content_hash, start_line, end_line FROM documents "
-            "WHERE scope = ? AND summary_ok = 0", (scope_of(repo_id, branch),)).fetchall()
-        return [DocumentRef(id=r[0], path=r[1], name=r[2], content_hash=r[3], start_line=r[4], end_line=r[5],
-                            summary_ok=False) for r in rows]
+        return self._ref_rows("scope = ? AND summary_ok = 0", (scope_of(repo_id, branch),))
 
     def documents(self, repo_id: int, branch: str, ids: Sequence[str]) -> list[Document]:
         """Full documents of the branch with these ids, in that order."""
@@ -315,12 +360,13 @@ class LocalStore:
         for chunk, marks in _batches(ids):
             for row in db.execute(
                 "SELECT id, path, name, kind, language, start_line, end_line, code, content_hash, summary, "
-                f"summary_ok, vector FROM documents WHERE id IN ({marks}) AND +scope = ?", (*chunk, scope)
+                f"summary_ok, vector, {self._calls_column} FROM documents WHERE id IN ({marks}) AND +scope = ?",
+                (*chunk, scope),
             ):
                 found[row[0]] = Document(
                     id=row[0], repo_id=repo_id, branch=branch, path=row[1], name=row[2], kind=row[3],
                     language=row[4], start_line=row[5], end_line=row[6], code=row[7], content_hash=row[8],
-                    summary=row[9], summary_ok=bool(row[10]), vector=_vector(row[11]),
+                    summary=row[9], summary_ok=bool(row[10]), vector=_vector(row[11]), calls=_calls(row[12]),
                 )
         return [found[i] for i in ids if i in found]
 
@@ -352,12 +398,12 @@ class LocalStore:
                 for document in upserts:
                     cursor = tx.execute(
                         "INSERT INTO documents (id, repo_id, scope, path, name, kind, language, start_line, end_line,"
-                        " code, content_hash, summary, summary_ok, vector, generation) "
-                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        " code, content_hash, summary, summary_ok, vector, generation, calls) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (document.id, repo_id, scope, document.path, document.name, document.kind,
                          document.language, document.start_line, document.end_line, document.code,
                          document.content_hash, document.summary, int(document.summary_ok), _blob(document.vector),
-                         generation),
+                         generation, _calls_text(document.calls)),
                     )
                     tx.execute(
                         "INSERT INTO documents_fts (rowid, scope, summary, name, path, code) VALUES (?,?,?,?,?,?)",
@@ -372,6 +418,68 @@ class LocalStore:
             rowids += [r[0] for r in db.execute(
                 f"SELECT rowid FROM documents WHERE id IN ({marks}) AND +scope = ?", (*chunk, scope))]
         return rowids
+
+    # -- names, paths, calls ------------------------------------------------------------------------------
+    # Scans of the branch's rows (the scope index narrows them): a handful of names per answer.
+
+    def find_names(self, repo_id: int, branch: str, names: Sequence[str], limit: int = MAX_LOOKUP) -> list[DocumentRef]:
+        """Documents named one of ``names``: the qualified name, or its last components (``*.name``, ``name#2``)."""
+        wanted = sorted({name for name in names if name})
+        found: list[DocumentRef] = []
+        for start in range(0, len(wanted), 100):
+            chunk = wanted[start:start + 100]
+            patterns = [pattern for name in chunk for pattern in (f"*.{_glob(name)}", f"{_glob(name)}#*",
+                                                                  f"*.{_glob(name)}#*")]
+            where = " OR ".join(["name IN (" + ",".join("?" * len(chunk)) + ")", *["name GLOB ?"] * len(patterns)])
+            found += self._ref_rows(f"scope = ? AND ({where}) LIMIT {max(limit - len(found), 0)}",
+                                    (scope_of(repo_id, branch), *chunk, *patterns))
+        return found[:limit]
+
+    def find_paths(self, repo_id: int, branch: str, paths: Sequence[str]) -> set[str]:
+        """Those of ``paths`` that name a file of the branch, exactly or by its last components."""
+        scope, db, found = scope_of(repo_id, branch), self._db(), set()
+        for path in dict.fromkeys(paths):
+            clean = path.strip().lstrip("/")
+            if not clean:
+                continue
+            if clean.endswith("/"):  # a folder: some file lies in it
+                args: tuple[str, ...] = (f"{_glob(clean)}*", f"*/{_glob(clean)}*")
+                where = "path GLOB ? OR path GLOB ?"
+            else:
+                args, where = (clean, f"*/{_glob(clean)}"), "path = ? OR path GLOB ?"
+            if db.execute(f"SELECT 1 FROM documents WHERE scope = ? AND ({where}) LIMIT 1", (scope, *args)).fetchone():
+                found.add(path)
+        return found
+
+    def callers(self, repo_id: int, branch: str, names: Sequence[str], limit: int = MAX_LOOKUP) -> list[DocumentRef]:
+        """Documents whose recorded calls include one of ``names``."""
+        wanted = sorted({name for name in names if name})[:100]
+        if not wanted or self._legacy:
+            return []
+        where = " OR ".join(["instr(calls, ?) > 0"] * len(wanted))
+        return self._ref_rows(f"scope = ? AND ({where}) LIMIT {int(limit)}",
+                              (scope_of(repo_id, branch), *(f"\n{name}\n" for name in wanted)))
+
+    # -- overlays ----------------------------------------------------------------------------------------
+    def set_overlay(self, overlay: Overlay) -> None:
+        """Record a pull request overlay."""
+        self._db().execute(
+            "INSERT OR REPLACE INTO overlays (scope, repo_id, number, base, head, merge_base, shadowed, fork) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (scope_of(overlay.repo_id, overlay.branch), overlay.repo_id, overlay.number, overlay.base, overlay.head,
+             overlay.merge_base, json.dumps(list(overlay.shadowed)), int(overlay.fork)))
+
+    def overlay(self, repo_id: int, branch: str) -> Overlay | None:
+        """The overlay recorded for the scope ``branch``."""
+        if self._legacy:
+            return None
+        row = self._db().execute(
+            "SELECT number, base, head, merge_base, shadowed, fork FROM overlays WHERE scope = ? AND repo_id = ?",
+            (scope_of(repo_id, branch), repo_id)).fetchone()
+        if row is None:
+            return None
+        return Overlay(repo_id=repo_id, number=row[0], base=row[1], head=row[2], merge_base=row[3],
+                       shadowed=tuple(json.loads(row[4])), fork=bool(row[5]))
 
     # -- vectors -----------------------------------------------------------------------------------------
     # SQLite holds every vector. Faiss keeps one index per branch in memory; on disk it keeps a snapshot named

@@ -23,9 +23,9 @@ from opensearchpy import (
 from opensearchpy import ConnectionError as OpenSearchConnectionError
 
 from bot.config import ConfigError, Settings
-from bot.documents import BranchState, Document, DocumentRef, Repository
+from bot.documents import BranchState, Document, DocumentRef, Overlay, Repository
 from bot.store import opensearch_bodies as bodies
-from bot.store.base import StoreError
+from bot.store.base import MAX_LOOKUP, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,8 @@ class OpenSearchStore:
         self._ensure_index(bodies.state_index(prefix), bodies.state_index_body(self.shards))
         self._ensure_index(bodies.summaries_index(prefix), bodies.summaries_index_body(self.shards))
         self._ensure_index(bodies.vectors_index(prefix), bodies.vectors_index_body(self.shards))
+        self._ensure_index(bodies.overlays_index(prefix), bodies.overlays_index_body(self.shards))
+        self._add_fields()
 
     @staticmethod
     def _auth(settings: Settings) -> Any:
@@ -156,6 +158,13 @@ class OpenSearchStore:
             raise StoreError(f"OpenSearch at {self.url} cannot create {name}: the analysis-nori plugin "
                              f"is missing ({reason})")
         raise StoreError(f"OpenSearch at {self.url} cannot create {name}: {reason}")
+
+    def _add_fields(self) -> None:
+        """Put fields added to the documents mapping since an index was created into it (adding is allowed on a
+        strict mapping; documents written before simply lack them until they are written again)."""
+        for index in self._documents_indices().values():
+            self._call("put_mapping", self.client.indices.put_mapping, index=index,
+                       body={"properties": dict(bodies.ADDED_FIELDS)})
 
     def _documents_indices(self) -> dict[int, str]:
         """Existing documents indices by dimension."""
@@ -263,19 +272,21 @@ class OpenSearchStore:
                 pass
 
     def drop_branch(self, repo_id: int, branch: str) -> None:
-        """Remove a branch's documents and state."""
+        """Remove a branch's documents and state (and its overlay record)."""
         for index in self._documents_indices().values():
             self._delete_in(index, bodies.delete_branch_body(repo_id, branch), f"repository {repo_id}@{branch}")
         try:
-            self.client.delete(index=bodies.state_index(self.prefix), id=bodies.state_id(repo_id, branch),
-                               params={"refresh": "true"}, ignore=404)
+            for index in (bodies.state_index(self.prefix), bodies.overlays_index(self.prefix)):
+                self.client.delete(index=index, id=bodies.state_id(repo_id, branch), params={"refresh": "true"},
+                                   ignore=404)
         except (TransportError, OpenSearchConnectionError) as error:
             raise StoreError(f"OpenSearch delete failed: {_reason(error)}") from None
 
     def forget_repository(self, repo_id: int) -> None:
         """Delete every document, state and cache entry of the repository, each by one query on its id."""
         targets = [bodies.documents_pattern(self.prefix), bodies.state_index(self.prefix),
-                   bodies.summaries_index(self.prefix), bodies.vectors_index(self.prefix)]
+                   bodies.summaries_index(self.prefix), bodies.vectors_index(self.prefix),
+                   bodies.overlays_index(self.prefix)]
         for index in targets:
             self._delete_in(index, bodies.delete_repository_body(repo_id), f"repository {repo_id}")
 
@@ -480,6 +491,56 @@ class OpenSearchStore:
         self._bulk(bodies.bulk_index_lines(index, (
             (bodies.vector_id(repo_id, embedder, key), bodies.vector_source(repo_id, embedder, key, vector))
             for key, vector in entries.items())))
+
+    # --- names, paths, calls, overlays ----------------------------------------------------------
+
+    def _ref_hits(self, body: dict[str, Any]) -> list[DocumentRef]:
+        return [bodies.ref_from_source(hit["_source"])
+                for hit in self._search(bodies.documents_pattern(self.prefix), body)]
+
+    def find_names(self, repo_id: int, branch: str, names: Sequence[str], limit: int = MAX_LOOKUP) -> list[DocumentRef]:
+        """Documents named one of ``names``: the qualified name, or its last components (``*.name``, ``name#2``)."""
+        wanted = sorted({name for name in names if name})
+        found: list[DocumentRef] = []
+        for chunk in _chunks(wanted, 100):  # four clauses a name, under the default limit of 1,024
+            if len(found) < limit:
+                found += self._ref_hits(bodies.names_search_body(repo_id, branch, chunk, limit - len(found)))
+        return found[:limit]
+
+    def find_paths(self, repo_id: int, branch: str, paths: Sequence[str]) -> set[str]:
+        """Those of ``paths`` that name a file of the branch, exactly or by its last components."""
+        found = set()
+        for path in dict.fromkeys(paths):
+            clean = path.strip().lstrip("/")
+            if clean and self._search(bodies.documents_pattern(self.prefix),
+                                      bodies.path_search_body(repo_id, branch, clean)):
+                found.add(path)
+        return found
+
+    def callers(self, repo_id: int, branch: str, names: Sequence[str], limit: int = MAX_LOOKUP) -> list[DocumentRef]:
+        """Documents whose recorded calls include one of ``names``."""
+        wanted = sorted({name for name in names if name})[:100]
+        if not wanted or limit < 1:
+            return []
+        return self._ref_hits(bodies.callers_search_body(repo_id, branch, wanted, limit))
+
+    def set_overlay(self, overlay: Overlay) -> None:
+        """Record a pull request overlay."""
+        self._call("index", self.client.index, index=bodies.overlays_index(self.prefix),
+                   id=bodies.state_id(overlay.repo_id, overlay.branch), body=bodies.overlay_source(overlay),
+                   params={"refresh": "true"})
+
+    def overlay(self, repo_id: int, branch: str) -> Overlay | None:
+        """The overlay recorded for the scope ``branch``."""
+        try:
+            response = self.client.get(index=bodies.overlays_index(self.prefix), id=bodies.state_id(repo_id, branch),
+                                       ignore=404)
+        except (TransportError, OpenSearchConnectionError) as error:
+            raise StoreError(f"OpenSearch get failed: {_reason(error)}") from None
+        if not response.get("found"):
+            return None
+        overlay = bodies.overlay_from_source(response["_source"])
+        return overlay if (overlay.repo_id, overlay.branch) == (repo_id, branch) else None
 
     # --- search --------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.documents import BranchState, Document, DocumentRef
+from bot.documents import BranchState, Document, DocumentRef, Overlay
 
 VECTOR_FIELD = "vector"
 # Part-of-speech tags dropped from summaries: endings, particles, interjections, adverbs,
@@ -24,7 +24,9 @@ IDENTIFIER_PATTERN = (r"[^\p{L}\p{N}]+"
                       r"|(?<=\p{L})(?=\p{N})"
                       r"|(?<=\p{N})(?=\p{L})")
 LEXICAL_FIELDS = ("name^3", "summary^2", "path.parts", "code")
-REF_FIELDS = ("id", "path", "name", "content_hash", "start_line", "end_line", "summary_ok")
+REF_FIELDS = ("id", "path", "name", "content_hash", "start_line", "end_line", "summary_ok", "calls")
+# Fields added to the documents mapping since its format was fixed: put into existing indices at start-up.
+ADDED_FIELDS: dict[str, Any] = {"calls": {"type": "keyword", "ignore_above": 512}}
 HNSW_PARAMETERS = {"m": 16, "ef_construction": 128}
 # Index names carry the format: v2 keys every row by the repository's numeric id. Indices of an older format
 # are left alone (see docs/opensearch.md on upgrading); nothing reads them.
@@ -61,6 +63,11 @@ def summaries_index(prefix: str) -> str:
 def vectors_index(prefix: str) -> str:
     """The embedding cache index."""
     return f"{prefix}-{FORMAT}-vectors"
+
+
+def overlays_index(prefix: str) -> str:
+    """The index of pull request overlays (base branch, head, shadowed paths)."""
+    return f"{prefix}-{FORMAT}-overlays"
 
 
 def _index_settings(shards: int | None) -> dict[str, Any]:
@@ -110,6 +117,7 @@ def documents_index_body(dimension: int, shards: int | None = 1) -> dict[str, An
                 "content_hash": {"type": "keyword"},
                 "summary": {"type": "text", "analyzer": "ragcode_korean"},
                 "summary_ok": {"type": "boolean"},
+                **ADDED_FIELDS,
                 VECTOR_FIELD: {
                     "type": "knn_vector",
                     "dimension": dimension,
@@ -137,6 +145,22 @@ def state_index_body(shards: int | None = 1) -> dict[str, Any]:
             "indexed_at": {"type": "double"},
             "embedder": {"type": "keyword"},
             "dimension": {"type": "integer"},
+        }},
+    }
+
+
+def overlays_index_body(shards: int | None = 1) -> dict[str, Any]:
+    """Settings and mappings of the overlay index (looked up by id; deleted by repository)."""
+    return {
+        "settings": {"index": {**_index_settings(shards)}},
+        "mappings": {"dynamic": "strict", "properties": {
+            "repo_id": {"type": "long"},
+            "number": {"type": "long"},
+            "base": {"type": "keyword", "index": False},
+            "head": {"type": "keyword", "index": False},
+            "merge_base": {"type": "keyword", "index": False},
+            "shadowed": {"type": "keyword", "index": False},
+            "fork": {"type": "boolean", "index": False},
         }},
     }
 
@@ -183,6 +207,7 @@ def document_source(document: Document) -> dict[str, Any]:
         "name": document.name, "kind": document.kind, "language": document.language,
         "start_line": document.start_line, "end_line": document.end_line, "code": document.code,
         "content_hash": document.content_hash, "summary": document.summary, "summary_ok": document.summary_ok,
+        "calls": list(document.calls),
     }
     if document.vector is not None:
         source[VECTOR_FIELD] = np.asarray(document.vector, dtype=np.float32).ravel().tolist()
@@ -198,7 +223,7 @@ def document_from_source(source: dict[str, Any]) -> Document:
         start_line=int(source["start_line"]), end_line=int(source["end_line"]), code=source["code"],
         content_hash=source["content_hash"], summary=source["summary"],
         vector=None if vector is None else np.asarray(vector, dtype=np.float32),
-        summary_ok=bool(source.get("summary_ok", True)),
+        summary_ok=bool(source.get("summary_ok", True)), calls=tuple(source.get("calls") or ()),
     )
 
 
@@ -206,7 +231,8 @@ def ref_from_source(source: dict[str, Any]) -> DocumentRef:
     """A document ref from the stored form (only ``REF_FIELDS`` are needed)."""
     return DocumentRef(id=source["id"], path=source["path"], name=source["name"],
                        content_hash=source["content_hash"], start_line=int(source["start_line"]),
-                       end_line=int(source["end_line"]), summary_ok=bool(source.get("summary_ok", True)))
+                       end_line=int(source["end_line"]), summary_ok=bool(source.get("summary_ok", True)),
+                       calls=tuple(source.get("calls") or ()))
 
 
 def state_source(state: BranchState) -> dict[str, Any]:
@@ -223,6 +249,19 @@ def state_from_source(source: dict[str, Any]) -> BranchState:
                        commit=source["commit"], functions=int(source["functions"]),
                        indexed_at=float(source["indexed_at"]), embedder=source["embedder"],
                        dimension=int(source["dimension"]))
+
+
+def overlay_source(overlay: Overlay) -> dict[str, Any]:
+    """The stored form of a pull request overlay."""
+    return {"repo_id": overlay.repo_id, "number": overlay.number, "base": overlay.base, "head": overlay.head,
+            "merge_base": overlay.merge_base, "shadowed": list(overlay.shadowed), "fork": overlay.fork}
+
+
+def overlay_from_source(source: dict[str, Any]) -> Overlay:
+    """A pull request overlay from its stored form."""
+    return Overlay(repo_id=int(source["repo_id"]), number=int(source["number"]), base=source["base"],
+                   head=source["head"], merge_base=source["merge_base"], shadowed=tuple(source.get("shadowed") or ()),
+                   fork=bool(source.get("fork", False)))
 
 
 def summary_id(repo_id: int, key: str) -> str:
@@ -342,6 +381,42 @@ def sample_search_body(repo_id: int, branch: str, size: int) -> dict[str, Any]:
     """The vectors of a branch's first ``size`` documents in id order: ids are hashes, so an even sample."""
     return {"size": size, "_source": [VECTOR_FIELD], "track_total_hits": False, "sort": ["id"],
             "query": branch_query(repo_id, branch)}
+
+
+def _wildcard(text: str) -> str:
+    """``text`` matched literally in a wildcard pattern."""
+    return text.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
+
+
+def names_search_body(repo_id: int, branch: str, names: Sequence[str], size: int) -> dict[str, Any]:
+    """Refs of a branch's documents named one of ``names``: exactly, or by their last components (``*.name``, the
+    parts ``name#2`` of a long function)."""
+    should: list[dict[str, Any]] = [{"terms": {"name.raw": list(names)}}]
+    for name in names:
+        quoted = _wildcard(name)
+        should += [{"wildcard": {"name.raw": {"value": pattern}}}
+                   for pattern in (f"*.{quoted}", f"{quoted}#*", f"*.{quoted}#*")]
+    return {"size": size, "_source": list(REF_FIELDS), "track_total_hits": False,
+            "query": {"bool": {"filter": branch_filter(repo_id, branch), "should": should,
+                               "minimum_should_match": 1}}}
+
+
+def path_search_body(repo_id: int, branch: str, path: str) -> dict[str, Any]:
+    """One document of a branch in the file ``path`` (exactly, or ending in ``/path``), or in the folder ``path/``."""
+    quoted = _wildcard(path)
+    if path.endswith("/"):
+        should: list[dict[str, Any]] = [{"wildcard": {"path": {"value": f"{quoted}*"}}},
+                                        {"wildcard": {"path": {"value": f"*/{quoted}*"}}}]
+    else:
+        should = [{"term": {"path": path}}, {"wildcard": {"path": {"value": f"*/{quoted}"}}}]
+    return {"size": 1, "_source": ["path"], "track_total_hits": False,
+            "query": {"bool": {"filter": branch_filter(repo_id, branch), "should": should, "minimum_should_match": 1}}}
+
+
+def callers_search_body(repo_id: int, branch: str, names: Sequence[str], size: int) -> dict[str, Any]:
+    """Refs of a branch's documents whose recorded calls include one of ``names``."""
+    return {"size": size, "_source": list(REF_FIELDS), "track_total_hits": False,
+            "query": {"bool": {"filter": [*branch_filter(repo_id, branch), {"terms": {"calls": list(names)}}]}}}
 
 
 def delete_branch_body(repo_id: int, branch: str) -> dict[str, Any]:

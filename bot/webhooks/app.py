@@ -26,15 +26,16 @@ from bot.github.client import GitHubApp, check_app_settings
 from bot.github.mirror import Mirrors
 from bot.queue import make_queue
 from bot.runtime import Runtime
-from bot.webhooks import comments, installation, push
+from bot.webhooks import comments, installation, pulls, push
 from bot.webhooks.router import BadPayload, Event, Router
 from bot.webhooks.signature import Verifier
 from bot.workers import Context, Workers, update_gauges
 
 log = logging.getLogger("ragcode.webhooks")
-router = Router(installation.router, push.router, comments.router)
+router = Router(installation.router, push.router, comments.router, pulls.router)
 RUNNERS = {"index": push.run_index, "drop_branch": push.run_drop, "command": comments.run_command,
-           "forget": installation.run_forget, "rename": installation.run_rename}
+           "forget": installation.run_forget, "rename": installation.run_rename, "overlay": pulls.run_overlay,
+           "drop_overlay": pulls.run_drop_overlay}
 
 
 class _TooLarge(Exception):

@@ -16,6 +16,7 @@ from bot.llm.usage import metering
 from bot.queue import Job, JobSpec
 from bot.repo_config import PERMISSIONS, RepoConfig, defaults, load_config
 from bot.spend import monthly_budget
+from bot.webhooks.pulls import pull_request_view
 from bot.webhooks.push import index_job, job_repository, repository_details, repository_of
 from bot.webhooks.router import Event, Router, field
 from bot.workers import Context
@@ -137,7 +138,10 @@ def _reply(context: Context, job: Job, github_repo: Repository, config: RepoConf
         return REPLIES[lang]["reindex"].format(branch=branch.replace("`", ""))
     if context.runtime.store.branch_state(repo.id, branch) is None or context.queue.full_index_pending(repo.id):
         return REPLIES[lang]["indexing"]
-    boost = changed_files(github_repo, payload["issue"]) if payload["pull_request"] else ()
+    # on a pull request: its head (the overlay) when indexed; else the base, with the PR's files boosted and a note
+    overlay, note = pull_request_view(context, job, github_repo, config, lang) if payload["pull_request"] else (None, "")
+    branch = overlay.base if overlay is not None else branch
+    boost = changed_files(github_repo, payload["issue"]) if payload["pull_request"] and overlay is None else ()
     search_only = payload["command"] == "search"
     budget = monthly_budget(context.settings, context.runtime.spend, repo.installation)
     spent = budget if budget is not None and budget.exhausted and not search_only else None  # no generation
@@ -145,13 +149,14 @@ def _reply(context: Context, job: Job, github_repo: Repository, config: RepoConf
         try:
             result = answer(context.runtime, repo, branch, payload["text"], html_url=payload["html_url"],
                             boost_paths=boost, search_only=search_only or spent is not None, lang=lang,
-                            tests=config.tests)
+                            tests=config.tests, overlay=overlay)
         finally:
             context.runtime.spend.record_spend(repo.installation, meter.total("cost_usd"))
+    markdown = f"{note}\n\n{result.markdown}" if note else result.markdown
     if spent is not None:
         log.info("monthly budget reached; answering without generation", extra={"repo_id": repo.id})
-        return f"{REPLIES[lang]['budget'].format(limit=spent.limit_usd)}\n\n{result.markdown}"
-    return result.markdown
+        return f"{REPLIES[lang]['budget'].format(limit=spent.limit_usd)}\n\n{markdown}"
+    return markdown
 
 
 def _config(context: Context, payload: dict[str, Any]) -> RepoConfig:

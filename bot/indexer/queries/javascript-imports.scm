@@ -1,0 +1,9 @@
+; `import { name [as alias] } from "module"`: where a called name comes from (JavaScript and TypeScript).
+
+(import_statement
+  (import_clause
+    (named_imports
+      (import_specifier
+        name: (identifier) @name
+        alias: (identifier)? @alias)))
+  source: (string (string_fragment) @module))

@@ -1,0 +1,211 @@
+"""What each unit calls, from tree-sitter queries rather than hand-written tree walking.
+
+Every grammar wheel ships ``queries/tags.scm``: the definition and call queries behind GitHub's code navigation
+(and Aider's repository map). A language's calls are its ``@reference.call`` captures; where a grammar's file has
+none (C, C++) or builds on another's (TypeScript on JavaScript), small query files in ``bot/indexer/queries/``
+fill in, as they do for imports (Python ``from x import y``, JavaScript ``import {y} from './x'``), which say
+where a called name comes from. A pattern that asserts ``(#is-not? local)`` (Ruby's bare identifiers) is honoured
+with the grammar's ``queries/locals.scm``.
+
+Each call is recorded on the innermost unit whose lines hold it, as the called name and, when an import says
+where that name comes from, also as ``name@module`` (a path without extension, e.g. ``shop/pricing``). Names are
+resolved to functions of the repository only when a question is answered (``bot/commands/related.py``), so an
+index never holds links that a later push would make stale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import posixpath
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+from tree_sitter import Node, Query, QueryCursor, Tree
+
+from bot.documents import Unit
+from bot.indexer.languages import grammar
+
+log = logging.getLogger(__name__)
+
+MAX_CALLS = 64  # distinct names recorded per unit
+MAX_CAPTURES = 20_000  # call captures read per file; a file with more keeps the first ones
+MAX_MATCHES = 4_096  # in-progress matches tree-sitter keeps per query (its own bound on memory)
+_NAME = re.compile(r"[^\s@]{1,100}")
+_HINT = re.compile(r"[^\s@]{1,300}")
+_JS = ("tree_sitter_javascript", "queries/tags.scm")
+_OWN = "bot.indexer"
+_TAGS: dict[str, tuple[tuple[str, str], ...]] = {  # language -> query files (package, path), concatenated
+    "python": (("tree_sitter_python", "queries/tags.scm"),),
+    "javascript": (_JS,),
+    "typescript": (_JS, ("tree_sitter_typescript", "queries/tags.scm")),
+    "tsx": (_JS, ("tree_sitter_typescript", "queries/tags.scm")),
+    "java": (("tree_sitter_java", "queries/tags.scm"),),
+    "go": (("tree_sitter_go", "queries/tags.scm"),),
+    "rust": (("tree_sitter_rust", "queries/tags.scm"),),
+    "c": (("tree_sitter_c", "queries/tags.scm"), (_OWN, "queries/c-calls.scm")),
+    "cpp": (("tree_sitter_cpp", "queries/tags.scm"), (_OWN, "queries/cpp-calls.scm")),
+    "ruby": (("tree_sitter_ruby", "queries/tags.scm"),),
+}
+_LOCALS = {"ruby": ("tree_sitter_ruby", "queries/locals.scm")}
+_IMPORTS = {"python": (_OWN, "queries/python-imports.scm"), "javascript": (_OWN, "queries/javascript-imports.scm"),
+            "typescript": (_OWN, "queries/javascript-imports.scm"), "tsx": (_OWN, "queries/javascript-imports.scm")}
+
+
+@dataclass(frozen=True)
+class _Queries:
+    """A language's compiled queries."""
+
+    tags: Query
+    local_patterns: frozenset[int]  # patterns that only match names that are not local variables
+    locals: Query | None
+    imports: Query | None
+
+
+def _read(package: str, path: str) -> str:
+    return resources.files(package).joinpath(path).read_text(encoding="utf-8")
+
+
+@functools.cache
+def _queries(language: str) -> _Queries | None:
+    """The compiled queries of a language (None for languages without tags)."""
+    sources = _TAGS.get(language)
+    if sources is None:
+        return None
+    lang = grammar(language)
+    tags = Query(lang, "\n".join(_read(*source) for source in sources))
+    local_patterns = frozenset(i for i in range(tags.pattern_count)
+                               if tags.pattern_assertions(i).get("local") == (None, False))
+    locals_query = Query(lang, _read(*_LOCALS[language])) if language in _LOCALS else None
+    imports = Query(lang, _read(*_IMPORTS[language])) if language in _IMPORTS else None
+    return _Queries(tags, local_patterns, locals_query, imports)
+
+
+def _text(node: Node) -> str:
+    return node.text.decode("utf-8", "replace") if node.text is not None else ""
+
+
+def _cursor(query: Query) -> QueryCursor:
+    return QueryCursor(query, match_limit=MAX_MATCHES)
+
+
+def _module_hint(language: str, path: str, module: str) -> str | None:
+    """Where an imported module lives, as a repository path without extension (None when it cannot be told)."""
+    directory = posixpath.dirname(path)
+    if language == "python":
+        dots = len(module) - len(module.lstrip("."))
+        rest = module[dots:].replace(".", "/")
+        if dots:
+            for _ in range(dots - 1):
+                directory = posixpath.dirname(directory)
+            hint = posixpath.join(directory, rest) if rest else directory
+        else:
+            hint = rest
+    elif module.startswith("."):
+        hint = posixpath.normpath(posixpath.join(directory, module))
+    else:
+        hint = module.removeprefix("@/").removeprefix("~/")
+    hint = re.sub(r"\.(?:[cm]?[jt]sx?)$", "", hint).strip("/")
+    return hint if hint and not hint.startswith("..") and _HINT.fullmatch(hint) else None
+
+
+def _imports(queries: _Queries, language: str, path: str, root: Node) -> dict[str, tuple[str, str]]:
+    """Local name -> (imported name, module hint) of a file's imports."""
+    if queries.imports is None:
+        return {}
+    found: dict[str, tuple[str, str]] = {}
+    for _, captures in _cursor(queries.imports).matches(root):
+        modules, names = captures.get("module", []), captures.get("name", [])
+        if not modules or not names:
+            continue
+        hint = _module_hint(language, path, _text(modules[0]))
+        name = _text(names[0])
+        local = _text(captures["alias"][0]) if captures.get("alias") else name
+        if hint and _NAME.fullmatch(name) and _NAME.fullmatch(local):
+            found[local] = (name, hint)
+    return found
+
+
+def _local_names(queries: _Queries, root: Node) -> list[tuple[int, int, set[str]]]:
+    """(start byte, end byte, names defined in it) of every local scope (``locals.scm``)."""
+    if queries.locals is None:
+        return []
+    scopes: list[tuple[int, int, set[str]]] = []
+    definitions: list[Node] = []
+    for _, captures in _cursor(queries.locals).matches(root):
+        for node in captures.get("local.scope", []):
+            scopes.append((node.start_byte, node.end_byte, set()))
+        definitions += captures.get("local.definition", [])
+    for node in definitions:
+        holders = [scope for scope in scopes if scope[0] <= node.start_byte and node.end_byte <= scope[1]]
+        if holders:
+            min(holders, key=lambda scope: scope[1] - scope[0])[2].add(_text(node))
+    return scopes
+
+
+def _calls(queries: _Queries, root: Node) -> list[tuple[int, str]]:
+    """(row, called name) of every call in the tree, definitions' own names left out."""
+    defined: set[tuple[int, int]] = set()
+    found: list[tuple[int, Node, bool]] = []  # (pattern, name node, only if not a local name)
+    for pattern, captures in _cursor(queries.tags).matches(root):
+        if any(key.startswith("definition.") for key in captures):
+            defined.update((node.start_byte, node.end_byte) for node in captures.get("name", []))
+        elif "reference.call" in captures and len(found) < MAX_CAPTURES:
+            found += [(pattern, node, pattern in queries.local_patterns) for node in captures.get("name", [])]
+    scopes = _local_names(queries, root) if any(local for _, _, local in found) else []
+    calls = []
+    for _, node, local in found:
+        if (node.start_byte, node.end_byte) in defined:
+            continue
+        name = _text(node)
+        if local and any(start <= node.start_byte < end and name in names for start, end, names in scopes):
+            continue
+        calls.append((node.start_point[0], name))
+    return calls
+
+
+def _owners(units: Sequence[Unit], rows: int) -> list[int]:
+    """For each row, the index of the innermost unit holding it (-1: none): functions, else the module's code."""
+    owners = [-1] * rows
+    module = [i for i, unit in enumerate(units) if unit.kind == "module" or unit.name.startswith("<module>")]
+    for i in module:
+        for row in range(units[i].start_line - 1, min(units[i].end_line, rows)):
+            owners[row] = i
+    functions = [i for i in range(len(units)) if i not in module]
+    for i in sorted(functions, key=lambda i: units[i].start_line - units[i].end_line):  # widest first
+        for row in range(units[i].start_line - 1, min(units[i].end_line, rows)):
+            owners[row] = i
+    return owners
+
+
+def with_calls(language: str, tree: Tree, path: str, units: list[Unit]) -> list[Unit]:
+    """``units`` (of one parsed file) with the names each one calls; unchanged when the language has no tags or
+    the queries fail (the call graph is best effort and never costs a file its units)."""
+    try:
+        queries = _queries(language)
+        if queries is None or not units:
+            return units
+        root = tree.root_node
+        imports = _imports(queries, language, path, root)
+        owners = _owners(units, max(unit.end_line for unit in units))
+        names: list[dict[str, None]] = [{} for _ in units]
+        for row, name in _calls(queries, root):
+            owner = owners[row] if row < len(owners) else -1
+            if owner >= 0 and _NAME.fullmatch(name) and len(names[owner]) < MAX_CALLS:
+                names[owner][name] = None
+    except Exception:  # a grammar or query surprise: the file keeps its units, without calls
+        log.exception("reading the calls of %s failed", path)
+        return units
+    result = []
+    for unit, called in zip(units, names, strict=True):
+        entries: dict[str, None] = {}
+        for name in called:
+            real, hint = imports.get(name, (name, ""))
+            entries[real] = None
+            if hint:
+                entries[f"{real}@{hint}"] = None
+        result.append(dataclasses.replace(unit, calls=tuple(entries)) if entries else unit)
+    return result
