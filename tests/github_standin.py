@@ -419,8 +419,10 @@ def _pull_request(repo: Repo, pull: Pull, api_url: str) -> dict[str, Any]:
                          html_url=f"https://github.example/forker/{name}", clone_url=f"https://github.example/forker/{name}.git",
                          url=f"{api_url}/repos/forker/{name}", owner={**base_repo["owner"], "login": "forker"})
     base_sha = _branch_head(repo, pull.base_ref) or pull.head_sha
+    # no reviewers requested: GitHub's example names a team without the "type" its own schema requires
     body.update(number=pull.number, state=pull.state, merged=pull.merged, html_url=f"{repo.html_url}/pull/{pull.number}",
-                url=f"{api_url}/repos/{repo.full_name}/pulls/{pull.number}", draft=False, locked=False)
+                url=f"{api_url}/repos/{repo.full_name}/pulls/{pull.number}", draft=False, locked=False,
+                requested_teams=[], requested_reviewers=[])
     body["head"].update(ref=pull.head_ref, sha=pull.head_sha, repo=head_repo,
                         label=f"{head_repo['owner']['login']}:{pull.head_ref}")
     body["base"].update(ref=pull.base_ref, sha=base_sha, repo=base_repo, label=f"{owner}:{pull.base_ref}")
@@ -524,9 +526,12 @@ def comment_payload(repo: Repo, installation: int, body: str, *, login: str = "o
 
 
 def pull_request_payload(repo: Repo, installation: int, action: str, pull: Pull, before: str | None = None) -> dict:
-    """A ``pull_request`` delivery (from the real ``pull_request/<action>`` example; ``synchronize`` has ``before``
-    and ``after``) for ``pull`` of ``repo``."""
-    payload = with_repository(example(f"pull_request/{action}"), repo, installation)
+    """A ``pull_request`` delivery for ``pull`` of ``repo``, from the real ``pull_request/<action>`` example (the
+    ``opened`` one for actions without an example, such as ``reopened``; ``synchronize`` has ``before`` and
+    ``after``)."""
+    known = (WEBHOOKS / "pull_request" / f"{action}.json").is_file()
+    payload = with_repository(example(f"pull_request/{action if known else 'opened'}"), repo, installation)
+    payload["action"] = action
     payload["number"] = pull.number
     body = payload["pull_request"]
     body.update(number=pull.number, state=pull.state, merged=pull.merged)

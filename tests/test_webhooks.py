@@ -246,7 +246,8 @@ def test_every_real_example_payload_is_answered_without_5xx(paused, path):
 
 def test_ping_and_ignored_events_get_200(paused, source):
     assert post(paused, "ping", example("ping/with-app_id")).json()["zen"]
-    assert post(paused, "pull_request", example("pull_request/opened")).status_code == 200
+    labeled = example("pull_request/opened") | {"action": "labeled"}  # opened, synchronize, closed: overlays
+    assert post(paused, "pull_request", labeled).status_code == 200
     assert post(paused, "star", {"action": "created"}).status_code == 200
     suspended = example("installation/deleted") | {"action": "suspend"}
     assert post(paused, "installation", suspended).status_code == 200

@@ -636,7 +636,12 @@ class Case:
         assert_no_secret(received)
 
     def pull_request_and_default_branch_deletion(self) -> None:
-        """On a pull request its changed files are asked for; deleting the default branch drops nothing."""
+        """A command on a pull request whose overlay is not indexed yet answers from the base (its changed files
+        asked for) and queues the overlay; deleting the default branch drops nothing."""
+        self.widgets.git.checkout("-b", "tax")
+        head = commit_files(self.widgets, {"shop/pricing.py": PRICING_V2.replace("부가세를", "부가세 10%를")}, "tax")
+        self.widgets.git.checkout("main")
+        self.github.open_pull(self.repo, 7, head, head_ref="tax")
         pr = comment_payload(self.repo, INSTALLATION, "/ragcode search add tax", issue=7, pull_request=True,
                              comment_id=700)
         self.server.deliver("issue_comment", pr)
@@ -644,7 +649,12 @@ class Case:
         assert self.server.deliver("push", deletion).status_code == 202
         self.server.wait_idle()
         assert self.github.recorded("GET", r"/repos/acme/widgets/pulls/7/files")
-        assert "shop/pricing.py" in self.github.comments_on("acme/widgets", 7)[-1]["body"]
+        reply = self.github.comments_on("acme/widgets", 7)[-1]["body"]
+        assert "shop/pricing.py" in reply and "아직 색인하는 중이라 기본 브랜치 `main` 기준으로" in reply
+        [widgets] = [r for r in ragcode_json("status", "--json", env=self.app_env, cwd=self.cwd)["repositories"]
+                     if r["repo"] == "acme/widgets"]
+        assert widgets["pull_requests"]["7"]["commit"] == head, "the command queued the pull request's overlay"
+        assert_summarized(self.line, self.watch.received(), Counter(["add_tax"]))
 
     def status(self) -> None:
         """``ragcode status`` shows the indexed commits; the store holds both repositories, never the key."""
