@@ -47,6 +47,9 @@ def test_environment_overrides_toml(tmp_path):
     ({"RAGCODE_MIN_SCORE": "high"}, "RAGCODE_MIN_SCORE"),
     ({"RAGCODE_TESTS": "skip"}, "RAGCODE_TESTS"),
     ({"RAGCODE_SUMMARY_LANG": "jp"}, "RAGCODE_SUMMARY_LANG"),
+    ({"RAGCODE_RELATED": "-1"}, "RAGCODE_RELATED: must be between 0 and 20"),
+    ({"RAGCODE_RELATED": "1000"}, "RAGCODE_RELATED"),
+    ({"RAGCODE_RELATED": "some"}, "RAGCODE_RELATED"),
 ])
 def test_bad_settings_name_the_variable(tmp_path, env, names):
     with pytest.raises(ConfigError, match=names):

@@ -106,3 +106,29 @@ def test_clean_answer_and_code_blocks() -> None:
     blocks = extract_code_blocks(cleaned)
     assert [(b.language, b.code) for b in blocks] == [("ts", "const a = 1;"), ("python", "def f():\n    return 1")]
     assert clean_answer("  plain text\r\n") == "plain text"
+
+
+def related_hit(name: str, code: str, relation: str, of: str) -> Hit:
+    related = hit(name, code)
+    related.relation, related.related_to, related.score = relation, of, 0.0
+    return related
+
+
+def test_related_functions_follow_the_references_under_their_own_heading_within_a_budget() -> None:
+    from bot.llm.prompts import MAX_RELATED_CHARS, MAX_RELATED_CODE_CHARS
+
+    main = hit("Session.mount", "def mount(self):\n    register(self)\n")
+    callee = related_hit("register", "def register(session):\n    REGISTRY.append(session)\n", "callee",
+                         "Session.mount")
+    caller = related_hit("connect", "def connect():\n    Session().mount()\n", "caller", "Session.mount")
+    huge = [related_hit(f"big_{i}", "x = 1\n" * 5000, "callee", "Session.mount") for i in range(10)]
+    _, user = generation_messages("mount it", [main, callee, caller, *huge], "en", "acme/app")
+    references = user.split("<references>", 1)[1].split("</references>", 1)[0]
+    head, related = references.split("Related functions (called by or calling the functions above):\n")
+    assert "Session.mount" in head and "REGISTRY" not in head
+    assert "[R1] app/session.py (lines 10-14) — register · called by Session.mount" in related
+    assert "[R2] app/session.py (lines 10-14) — connect · calls Session.mount" in related
+    assert len(related) <= MAX_RELATED_CHARS and related.count("[R") < 2 + len(huge)
+    assert all(len(block.code) <= MAX_RELATED_CODE_CHARS for block in extract_code_blocks(related))
+    _, crowded = generation_messages("mount it", [main, callee], "ko", "acme/app", max_context_chars=200)
+    assert "관련 함수" not in crowded, "related functions only get what the references leave"

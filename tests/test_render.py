@@ -196,3 +196,36 @@ def test_a_cut_inside_a_list_or_quote_leaves_nothing_open():
     cleaned = sanitize_within(body, HTML_URL, 5_000, "(cut)")
     assert len(cleaned) <= 5_000 and cleaned.endswith("(cut)")
     assert [token.type for token in GITHUB.parse(cleaned)][-3:] == ["paragraph_open", "inline", "paragraph_close"]
+
+
+def test_related_functions_are_listed_after_the_references_with_permalinks_at_their_commit():
+    main = hit("요약", name="cart_total", path="shop/cart.py")
+    callee = hit("요약", name="apply_coupon", path="shop/pricing.py")
+    callee.relation, callee.related_to, callee.commit = "callee", "cart_total", "f" * 40
+    caller = hit("요약", name="Cart.checkout", path="shop/cart.py")
+    caller.relation, caller.related_to = "caller", "cart_total"
+    reply = render_reply("", [main], "https://github.example/acme/shop", "a" * 40, "en", related=[callee, caller])
+    references, related = reply.split("#### Related functions (calls)\n")
+    assert "cart_total" in references and "apply_coupon" not in references
+    assert related.splitlines() == [
+        f"- [shop/pricing.py lines 10–20](https://github.example/acme/shop/blob/{'f' * 40}/shop/pricing.py#L10-L20)"
+        " — `apply_coupon` · called by `cart_total`",
+        f"- [shop/cart.py lines 10–20](https://github.example/acme/shop/blob/{'a' * 40}/shop/cart.py#L10-L20)"
+        " — `Cart.checkout` · calls `cart_total`"]
+    assert "#### Related" not in render_reply("", [main], "https://github.example/acme/shop", "a" * 40, "en")
+    many = []
+    for number in range(500):
+        extra = hit("요약", name=f"helper_{number}" + "x" * 150, path="shop/" + "deep/" * 40 + "helpers.py")
+        extra.relation, extra.related_to = "callee", "cart_total"
+        many.append(extra)
+    crowded = render_reply("", [main], "https://github.example/acme/shop", "a" * 40, "ko", related=many)
+    from bot.commands.render import MAX_RELATED_CHARS
+    assert len(crowded.split("#### 관련 함수 (호출 관계)\n")[1]) <= MAX_RELATED_CHARS
+
+
+def test_a_pull_request_heads_commit_is_named_under_the_references():
+    main, head = hit(), hit(name="apply_coupon", path="shop/pricing.py")
+    head.commit = "b" * 40
+    reply = render_reply("", [main, head], "https://github.example/acme/shop", "a" * 40, "en")
+    assert f"/blob/{'b' * 40}/shop/pricing.py#L10-L20" in reply and f"/blob/{'a' * 40}/app/session.py" in reply
+    assert f"indexed commit `{'a' * 12}` · pull request head `{'b' * 12}`" in reply

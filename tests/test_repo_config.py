@@ -103,3 +103,11 @@ def test_hostile_configuration_files_fall_back_to_the_defaults_with_a_reason():
 def test_too_many_branch_patterns_are_refused():
     config = parse_config("branches:\n" + "".join(f"  - 'b{n}'\n" for n in range(30)), SETTINGS)
     assert config.branches == () and any("at most 20" in error for error in config.errors)
+
+
+def test_pull_requests_from_forks_is_off_unless_the_file_turns_it_on():
+    assert defaults(SETTINGS).pull_requests_from_forks is False
+    assert parse_config("pull_requests_from_forks: true\n", SETTINGS).pull_requests_from_forks is True
+    refused = parse_config("pull_requests_from_forks: 'yes please'\nrate_limit_per_hour: 3\n", SETTINGS)
+    assert refused.pull_requests_from_forks is False and refused.rate_limit_per_hour == 3
+    assert refused.errors == ("`pull_requests_from_forks` must be true or false",)

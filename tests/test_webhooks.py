@@ -452,6 +452,30 @@ def test_mirrors_fetch_new_commits_and_prune_deleted_branches(tmp_path):
     assert mirror.bare and mirror.commit(first).hexsha == first  # the earlier objects are kept, not re-cloned
 
 
+def test_mirrors_fetch_a_pull_requests_head_from_the_repository_itself_and_forget_it(tmp_path):
+    work = make_repo(tmp_path / "src", {"a.py": "x = 1\n"})
+    url = f"file://{tmp_path / 'src'}"
+    mirrors = Mirrors(tmp_path / "mirrors", allow_file_urls=True)
+    with pytest.raises(MirrorError, match="no mirror yet"):
+        mirrors.fetch_pull(17, url, None, 3)
+    mirror = mirrors.sync(17, url, token=None)
+    with pytest.raises(MirrorError, match="git fetch of repository 17 failed"):
+        mirrors.fetch_pull(17, url, None, 3)  # no such pull request
+    (tmp_path / "src/a.py").write_text("x = 2\n")
+    work.index.add(["a.py"])
+    head = work.index.commit("proposed").hexsha
+    work.git.reset("--hard", "HEAD~1")
+    work.git.update_ref("refs/pull/3/head", head)  # what GitHub keeps for pull request 3
+    assert mirrors.fetch_pull(17, url, None, 3) == head
+    mirrors.sync(17, url, token=None)  # a later sync prunes branches, never pull request heads
+    assert mirror.git.rev_parse("refs/pull/3/head") == head
+    mirrors.drop_pull(17, 3)
+    mirrors.drop_pull(17, 3)  # twice is fine
+    assert mirror.git.for_each_ref("refs/pull") == ""
+    with pytest.raises(MirrorError, match="RAGCODE_ALLOW_FILE_URLS"):
+        Mirrors(tmp_path / "mirrors").fetch_pull(17, url, None, 3)
+
+
 def test_mirrors_refuse_file_urls_unless_allowed_and_other_schemes(tmp_path):
     with pytest.raises(MirrorError, match="RAGCODE_ALLOW_FILE_URLS"):
         Mirrors(tmp_path).sync(17, f"file://{tmp_path}", token=None)

@@ -201,9 +201,26 @@ def ground(markdown: str, lookup: Lookup, lang: str) -> Grounding:
     shown = list(dict.fromkeys([*unknown, *missing_modules, *unknown_imports]))
     if not shown:
         return Grounding(markdown, [], checked)
-    marked = _mark(markdown, set(unknown), found.defined, lang)
+    marked = _mark(markdown, set(unknown), found.defined, lang).rstrip()
+    opener = _open_fence(marked)
+    if opener:  # the note goes after the answer's code, never into it
+        marked += f"\n{opener}"
     note = _NOTE["en" if lang == "en" else "ko"].format(names=", ".join(inline_code(name) for name in shown))
-    return Grounding(f"{marked.rstrip()}\n\n> {note}\n", shown, checked)
+    return Grounding(f"{marked}\n\n> {note}\n", shown, checked)
+
+
+def _open_fence(markdown: str) -> str | None:
+    """The fence of a code block left open at the end of ``markdown``, or None."""
+    opener: str | None = None
+    for line in markdown.splitlines():
+        match = _FENCE.match(line)
+        if opener is None and match:
+            opener = match.group(1)
+        elif opener is not None:
+            stripped = line.strip()
+            if stripped and set(stripped) == {opener[0]} and len(stripped) >= len(opener):
+                opener = None
+    return opener
 
 
 def _mark(markdown: str, unknown: set[str], defined: set[str], lang: str) -> str:

@@ -51,18 +51,19 @@ _TAGS: dict[str, tuple[tuple[str, str], ...]] = {  # language -> query files (pa
     "ruby": (("tree_sitter_ruby", "queries/tags.scm"),),
 }
 _LOCALS = {"ruby": ("tree_sitter_ruby", "queries/locals.scm")}
-_IMPORTS = {"python": (_OWN, "queries/python-imports.scm"), "javascript": (_OWN, "queries/javascript-imports.scm"),
-            "typescript": (_OWN, "queries/javascript-imports.scm"), "tsx": (_OWN, "queries/javascript-imports.scm")}
+_JS_IMPORTS = ((_OWN, "queries/javascript-imports.scm"),)
+_IMPORTS = {"python": ((_OWN, "queries/python-imports.scm"),), "javascript": _JS_IMPORTS, "typescript": _JS_IMPORTS,
+            "tsx": _JS_IMPORTS}
+_STATEMENTS = frozenset({"import_from_statement", "import_statement"})
 
 
 @dataclass(frozen=True)
 class _Queries:
     """A language's compiled queries."""
 
-    tags: Query
+    query: Query  # its tags (only the call patterns enabled, unless ``local_patterns``) and its imports
     local_patterns: frozenset[int]  # patterns that only match names that are not local variables
     locals: Query | None
-    imports: Query | None
 
 
 def _read(package: str, path: str) -> str:
@@ -71,17 +72,24 @@ def _read(package: str, path: str) -> str:
 
 @functools.cache
 def _queries(language: str) -> _Queries | None:
-    """The compiled queries of a language (None for languages without tags)."""
+    """The compiled queries of a language (None for languages without tags): one query, so one walk of the tree."""
     sources = _TAGS.get(language)
     if sources is None:
         return None
     lang = grammar(language)
-    tags = Query(lang, "\n".join(_read(*source) for source in sources))
-    local_patterns = frozenset(i for i in range(tags.pattern_count)
-                               if tags.pattern_assertions(i).get("local") == (None, False))
+    text = "\n".join(_read(*source) for source in (*sources, *_IMPORTS.get(language, ())))
+    query = Query(lang, text)
+    local_patterns = frozenset(i for i in range(query.pattern_count)
+                               if query.pattern_assertions(i).get("local") == (None, False))
+    if not local_patterns:
+        # only calls and imports are read: the other patterns (definitions, types, doc comments) would only cost
+        source = text.encode("utf-8")
+        for i in range(query.pattern_count):
+            pattern = source[query.start_byte_for_pattern(i):query.end_byte_for_pattern(i)]
+            if b"@reference.call" not in pattern and b"@import." not in pattern:
+                query.disable_pattern(i)
     locals_query = Query(lang, _read(*_LOCALS[language])) if language in _LOCALS else None
-    imports = Query(lang, _read(*_IMPORTS[language])) if language in _IMPORTS else None
-    return _Queries(tags, local_patterns, locals_query, imports)
+    return _Queries(query, local_patterns, locals_query)
 
 
 def _text(node: Node) -> str:
@@ -112,18 +120,25 @@ def _module_hint(language: str, path: str, module: str) -> str | None:
     return hint if hint and not hint.startswith("..") and _HINT.fullmatch(hint) else None
 
 
-def _imports(queries: _Queries, language: str, path: str, root: Node) -> dict[str, tuple[str, str]]:
-    """Local name -> (imported name, module hint) of a file's imports."""
-    if queries.imports is None:
-        return {}
+def _statement(node: Node) -> Node:
+    """The import statement a captured node is part of."""
+    while node.parent is not None and node.type not in _STATEMENTS:
+        node = node.parent
+    return node
+
+
+def _imports(language: str, path: str, captures: dict[str, list[Node]]) -> dict[str, tuple[str, str]]:
+    """Local name -> (imported name, module hint) of a file's imports, from the captures of one walk: each name is
+    tied to its statement's module and, when it is renamed (``as``), to the alias beside it."""
+    modules = {_statement(node).start_byte: _text(node) for node in captures.get("import.module", [])}
+    aliases = {node.parent.start_byte: _text(node) for node in captures.get("import.alias", [])
+               if node.parent is not None}
     found: dict[str, tuple[str, str]] = {}
-    for _, captures in _cursor(queries.imports).matches(root):
-        modules, names = captures.get("module", []), captures.get("name", [])
-        if not modules or not names:
-            continue
-        hint = _module_hint(language, path, _text(modules[0]))
-        name = _text(names[0])
-        local = _text(captures["alias"][0]) if captures.get("alias") else name
+    for node in captures.get("import.name", []):
+        module = modules.get(_statement(node).start_byte)
+        hint = _module_hint(language, path, module) if module else None
+        name = _text(node)
+        local = aliases.get(node.parent.start_byte, name) if node.parent is not None else name
         if hint and _NAME.fullmatch(name) and _NAME.fullmatch(local):
             found[local] = (name, hint)
     return found
@@ -146,25 +161,30 @@ def _local_names(queries: _Queries, root: Node) -> list[tuple[int, int, set[str]
     return scopes
 
 
-def _calls(queries: _Queries, root: Node) -> list[tuple[int, str]]:
-    """(row, called name) of every call in the tree, definitions' own names left out."""
+def _scan(queries: _Queries, language: str, path: str, root: Node
+          ) -> tuple[list[tuple[int, str]], dict[str, tuple[str, str]]]:
+    """(row, called name) of every call in the tree (definitions' own names left out), and the file's imports."""
+    if not queries.local_patterns:  # only calls and imports are enabled: every "name" captured is a called name
+        captures = _cursor(queries.query).captures(root)
+        names = sorted(captures.get("name", []), key=lambda node: node.start_byte)[:MAX_CAPTURES]
+        return [(node.start_point[0], _text(node)) for node in names], _imports(language, path, captures)
     defined: set[tuple[int, int]] = set()
-    found: list[tuple[int, Node, bool]] = []  # (pattern, name node, only if not a local name)
-    for pattern, captures in _cursor(queries.tags).matches(root):
+    found: list[tuple[Node, bool]] = []  # (name node, only if not a local name)
+    for pattern, captures in _cursor(queries.query).matches(root):
         if any(key.startswith("definition.") for key in captures):
             defined.update((node.start_byte, node.end_byte) for node in captures.get("name", []))
         elif "reference.call" in captures and len(found) < MAX_CAPTURES:
-            found += [(pattern, node, pattern in queries.local_patterns) for node in captures.get("name", [])]
-    scopes = _local_names(queries, root) if any(local for _, _, local in found) else []
+            found += [(node, pattern in queries.local_patterns) for node in captures.get("name", [])]
+    scopes = _local_names(queries, root) if any(local for _, local in found) else []
     calls = []
-    for _, node, local in found:
+    for node, local in sorted(found, key=lambda item: item[0].start_byte):
         if (node.start_byte, node.end_byte) in defined:
             continue
         name = _text(node)
         if local and any(start <= node.start_byte < end and name in names for start, end, names in scopes):
             continue
         calls.append((node.start_point[0], name))
-    return calls
+    return calls, {}
 
 
 def _owners(units: Sequence[Unit], rows: int) -> list[int]:
@@ -188,11 +208,10 @@ def with_calls(language: str, tree: Tree, path: str, units: list[Unit]) -> list[
         queries = _queries(language)
         if queries is None or not units:
             return units
-        root = tree.root_node
-        imports = _imports(queries, language, path, root)
+        calls, imports = _scan(queries, language, path, tree.root_node)
         owners = _owners(units, max(unit.end_line for unit in units))
         names: list[dict[str, None]] = [{} for _ in units]
-        for row, name in _calls(queries, root):
+        for row, name in calls:
             owner = owners[row] if row < len(owners) else -1
             if owner >= 0 and _NAME.fullmatch(name) and len(names[owner]) < MAX_CALLS:
                 names[owner][name] = None

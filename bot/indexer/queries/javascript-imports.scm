@@ -4,6 +4,6 @@
   (import_clause
     (named_imports
       (import_specifier
-        name: (identifier) @name
-        alias: (identifier)? @alias)))
-  source: (string (string_fragment) @module))
+        name: (identifier) @import.name
+        alias: (identifier)? @import.alias)))
+  source: (string (string_fragment) @import.module))
