@@ -13,7 +13,13 @@ answer the same corpora with offline summaries:
   sentences are the queries and the implementation the target, so a test ranking first is a miss.
 
 Out-of-scope requests (a Kalman filter for spacecraft attitude, and others no corpus implements) are asked of every
-corpus: with the calibrated cut they should get no result at all. Figures go to stdout, progress to stderr.
+corpus: with the calibrated cut they should get no result at all.
+
+The call graph (callers and callees recorded at index time) is measured two ways: as extra candidates (the direct
+callers and callees of the top three results scored like any candidate, by their calibrated similarity to the
+query, then ranked with the rest), and as what answers actually get, the related functions listed beside the top
+ten: how often the target is among the top ten or those related functions. Figures go to stdout, progress to
+stderr.
 """
 
 from __future__ import annotations
@@ -40,10 +46,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.commands.retrieve import order_tests, relevant, retrieve  # noqa: E402
+from bot.commands.calibrate import calibration  # noqa: E402
+from bot.commands.related import related  # noqa: E402
+from bot.commands.retrieve import order_tests, relevant, retrieve, score_of  # noqa: E402
 from bot.commands.testcode import is_test_code  # noqa: E402
+from bot.commands.views import View  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.documents import Hit  # noqa: E402
+from bot.documents import Hit, Repository  # noqa: E402
 from bot.embed.bedrock import normalized  # noqa: E402
 from bot.indexer import pipeline  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
@@ -67,9 +76,11 @@ PACKAGES = (  # (distribution, version); the first also serves as the Korean set
     ("tqdm", "4.66.5"),
 )
 HTTPX = ("httpx", "0.27.0")  # from its sdist, which includes the tests
-ENGLISH_REPO = "bench/english"
-KOREAN_REPO = "bench/korean"
-HTTPX_REPO = "bench/httpx"
+ENGLISH_REPO = Repository.local("bench/english")
+KOREAN_REPO = Repository.local("bench/korean")
+HTTPX_REPO = Repository.local("bench/httpx")
+RELATED = 6  # the default RAGCODE_RELATED
+SEEDS = 3  # results whose callers and callees are taken (bot/commands/related.py)
 K = 10
 TARGET_RATIO = 1.2
 KALMAN = "a Kalman filter for spacecraft attitude"
@@ -330,7 +341,9 @@ def index_home() -> Path:
     """The RAGCODE_HOME for the current index-time code: a change to what gets summarized, embedded or written to
     the FTS index gives a fresh home (query-time code such as fusion or BM25 weights does not)."""
     digest = hashlib.sha256()
-    for relative in ("bot/llm/offline.py", "bot/text.py", "bot/indexer/chunker.py", "bot/embed/local.py"):
+    for relative in ("bot/llm/offline.py", "bot/text.py", "bot/indexer/chunker.py", "bot/indexer/tags.py",
+                     "bot/embed/local.py", *sorted(str(path.relative_to(ROOT))
+                                                   for path in (ROOT / "bot/indexer/queries").glob("*.scm"))):
         digest.update((ROOT / relative).read_bytes())
     for source in (inspect.getsource(pipeline.embedding_text), inspect.getsource(local._fts_row), local._SCHEMA):
         digest.update(source.encode())
@@ -388,19 +401,19 @@ def runtime_for(label: str) -> Runtime:
     return runtime
 
 
-def index(runtime: Runtime, folder: Path, repo: str) -> int:
+def index(runtime: Runtime, folder: Path, repo: Repository) -> int:
     """Index (incrementally) the committed folder; how many units the branch holds."""
     commit = commit_tree(folder)
-    state = runtime.store.branch_state(repo, "main")
+    state = runtime.store.branch_state(repo.id, "main")
     if state is None or state.commit != commit:
         report = pipeline.index_branch(runtime, git.Repo(folder), repo, "main", commit)
-        log(f"  {repo}: {report.functions_total} units in {report.seconds:.0f}s")
-    return len(runtime.store.refs(repo, "main"))
+        log(f"  {repo.name}: {report.functions_total} units in {report.seconds:.0f}s")
+    return len(runtime.store.refs(repo.id, "main"))
 
 
-def ask(runtime: Runtime, repo: str, queries: Sequence[Query]) -> dict[str, list[Hit]]:
+def ask(runtime: Runtime, repo: Repository, queries: Sequence[Query]) -> dict[str, list[Hit]]:
     """Every candidate of each query by score: no cut and tests as ranked (the figures apply both themselves)."""
-    return {query.id: retrieve(runtime, repo, "main", query.text, k=runtime.settings.candidates, min_score=0.0,
+    return {query.id: retrieve(runtime, repo.id, "main", query.text, k=runtime.settings.candidates, min_score=0.0,
                                tests="include") for query in queries}
 
 
@@ -479,6 +492,49 @@ def evaluate(queries: list[Query], answers: dict[str, list[Hit]], tests: str) ->
     return figures
 
 
+@dataclass
+class GraphFigures:
+    """What the call graph does for one query set."""
+
+    with_candidates: Figures  # callers and callees of the top results added as candidates, ranked with the rest
+    covered: float  # share of queries with a target in the top ten
+    covered_related: float  # share of queries with a target in the top ten or among its related functions
+    rescued: float  # of the queries whose top ten misses every target, the share whose related functions hold one
+    related_per_query: float  # related functions found per query (at most RELATED)
+
+
+def call_graph(runtime: Runtime, repo: Repository, queries: list[Query], answers: dict[str, list[Hit]],
+               tests: str) -> GraphFigures:
+    """Callers and callees of the best results: as extra candidates, and as the related functions of an answer."""
+    store, view = runtime.store, [View("main")]
+    ranked: dict[str, list[dict]] = {}
+    covered = covered_related = rescued = missed = found = 0
+    for query in queries:
+        hits = order_tests(answers[query.id], tests)
+        near = related(store, repo.id, view, hits[:K], RELATED)
+        found += len(near)
+        in_top = any(is_relevant(result, query.targets) for result in results(hits[:K]))
+        in_near = any(is_relevant(result, query.targets) for result in results(near))
+        covered += in_top
+        covered_related += in_top or in_near
+        missed += not in_top
+        rescued += not in_top and in_near
+        known = {hit.document.id for hit in hits}
+        extra = [hit for hit in related(store, repo.id, view, hits[:SEEDS], 4 * RELATED)
+                 if hit.document.vector is not None and hit.document.id not in known]
+        if extra:
+            vector = runtime.embedder.embed_query(query.text)
+            similarity = np.vstack([hit.document.vector for hit in extra]) @ vector
+            z = calibration(runtime, repo.id, "main", vector.shape[-1]).standardize(vector, similarity)
+            extra = [Hit(document=hit.document, score=round(score_of(float(value)), 4))
+                     for hit, value in zip(extra, z, strict=True)]
+        merged = sorted([*answers[query.id], *extra], key=lambda hit: -hit.score)
+        ranked[query.id] = results(order_tests(merged, tests))
+    count = max(len(queries), 1)
+    return GraphFigures(rank_figures(queries, ranked), covered / count, covered_related / count,
+                        rescued / max(missed, 1), found / count)
+
+
 def refused(answers: dict[str, list[Hit]]) -> float:
     """The share of (out-of-scope) queries that the calibrated cut leaves without any result."""
     return sum(not relevant(hits, None) for hits in answers.values()) / max(len(answers), 1)
@@ -495,6 +551,7 @@ def main() -> int:
     out_of_scope = [Query(id=f"oos-{number}", text=text) for number, text in enumerate(OUT_OF_SCOPE, 1)]
     baseline = rank_figures(english_queries, bm25_rankings(functions, english_queries))
     rows: list[tuple[str, str, Figures, float]] = []
+    graphs: list[tuple[str, str, Figures, GraphFigures]] = []
     kalman: dict[str, bool] = {}
     sizes: dict[str, int] = {}
     for label in EMBEDDERS:
@@ -511,6 +568,7 @@ def main() -> int:
                 rows.append((label, f"{name} (tests: include)", evaluate(queries, answers, "include"), refused(outside)))
             rows.append((label, f"{name} (tests: {tests})" if repo != KOREAN_REPO else name,
                          evaluate(queries, answers, tests), refused(outside)))
+            graphs.append((label, name, rows[-1][2], call_graph(runtime, repo, queries, answers, tests)))
             if repo == HTTPX_REPO:
                 kalman[label] = not relevant(outside["oos-1"], None)
         runtime.close()
@@ -542,6 +600,16 @@ def main() -> int:
     ratio = english.mrr / baseline.mrr if baseline.mrr else float("inf")
     verdict = "meets" if ratio >= TARGET_RATIO else "misses"
     print(f"ratio ragcode (embedder A)/BM25 MRR@10, English: {ratio:.2f} ({verdict} the {TARGET_RATIO}x target)")
+    print(f"\ncall graph (callers and callees of the top results; tests: {tests})")
+    print(f"{'embedder':<18}{'query set':<12}{'MRR@10':>8}{'+cands':>8}{'R@10':>7}{'+cands':>8}{'top10':>7}"
+          f"{'+related':>9}{'rescued':>9}{'related/q':>10}")
+    for label, name, base, graph in graphs:
+        extended = graph.with_candidates
+        print(f"{label:<18}{name:<12}{base.mrr:8.3f}{extended.mrr:8.3f}{base.recall[10]:7.3f}{extended.recall[10]:8.3f}"
+              f"{graph.covered:7.3f}{graph.covered_related:9.3f}{graph.rescued:9.3f}{graph.related_per_query:10.2f}")
+    print(f"+cands: the callers and callees of the top {SEEDS} added as candidates, scored by calibrated similarity; "
+          f"top10/+related: queries with a target in the top 10,\nor in the top 10 and its {RELATED} related "
+          "functions; rescued: of the queries whose top 10 misses, the share whose related functions hold a target.")
     print(f"'{KALMAN}' over httpx: " + ", ".join(
         f"{label} {'refused' if ok else 'ANSWERED'}" for label, ok in kalman.items()))
     print(f"time: {searched - started:.0f}s")
