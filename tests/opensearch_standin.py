@@ -128,7 +128,10 @@ class StandIn:
             # as in OpenSearch: with must or filter clauses, should clauses only score unless a minimum is set
             needed = int(spec_.get("minimum_should_match", 0 if clauses else 1 if should else 0))
             return (all(self.matches(clause, doc_id, source) for clause in clauses)
+                    and not any(self.matches(clause, doc_id, source) for clause in _as_list(spec_.get("must_not", [])))
                     and sum(self.matches(clause, doc_id, source) for clause in should) >= needed)
+        if kind == "exists":
+            return bool(_values(source, spec_["field"]))
         if kind == "term":
             (field, value), = spec_.items()
             value = value["value"] if isinstance(value, dict) else value

@@ -81,14 +81,18 @@ def test_an_index_of_format_2_is_upgraded_in_place_and_read_as_is_until_then(tmp
     store.close()
     # what a format-2 index looks like: no calls column, no overlays table
     old = sqlite3.connect(tmp_path / "index" / "ragcode.sqlite3")
-    old.executescript(f"ALTER TABLE documents DROP COLUMN calls; DROP TABLE overlays; PRAGMA user_version = {UPGRADABLE};")
+    old.executescript("DROP INDEX documents_short_name; ALTER TABLE documents DROP COLUMN calls;"
+                      "ALTER TABLE documents DROP COLUMN short_name; DROP TABLE overlays;"
+                      f"PRAGMA user_version = {UPGRADABLE};")
     old.close()
     reader = LocalStore(tmp_path / "index", read_only=True)
     assert [(ref.name, ref.calls) for ref in reader.refs(A, "main")] == [("left", ())]
     assert reader.callers(A, "main", ["left"]) == [] and reader.overlay(A, "pull:1") is None
+    assert [ref.name for ref in reader.find_names(A, "main", ["left"])] == ["left"]
     reader.close()
     upgraded = LocalStore(tmp_path / "index")
     assert [d.name for d in upgraded.documents(A, "main", [document_id(A, "main", "a.py", "left")])] == ["left"]
+    assert [ref.name for ref in upgraded.find_names(A, "main", ["left"])] == ["left"], "last names filled in"
     assert upgraded.cached_summaries(A, ["m|ko|h"]) == {"m|ko|h": "요약"}, "nothing was dropped"
     called = Document(**{**doc(A, "caller", [0, 1, 0]).__dict__, "calls": ("left",)})
     upgraded.write(A, "main", [called], [])

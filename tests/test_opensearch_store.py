@@ -84,6 +84,26 @@ def test_a_documents_index_created_before_calls_were_recorded_gets_the_field_at_
     assert "calls" in standin.indices["ragcode-test-v2-documents-8"]["body"]["mappings"]["properties"]
 
 
+def test_names_are_found_in_documents_written_before_last_names_were_stored(store: OpenSearchStore,
+                                                                             standin: StandIn) -> None:
+    import dataclasses
+
+    def counts() -> int:
+        return sum(operation.endswith("/_count") for operation, _ in standin.requests)
+
+    older = [make_doc(name="Ledger.record", seed=1), make_doc(path="b.py", name="migrate#2", seed=2)]
+    store.write(APP, "main", older, [])
+    for source in standin.indices["ragcode-test-v2-documents-8"]["docs"].values():
+        del source["short_name"], source["calls"]  # as the store wrote them before
+    before = counts()
+    assert {ref.name for ref in store.find_names(APP, "main", ["record", "migrate"])} == {"Ledger.record", "migrate#2"}
+    assert counts() == before + 1, "it asked whether documents lack a last name (they do: wildcards then)"
+    store.write(APP, "main", [dataclasses.replace(doc, summary="again") for doc in older], [])
+    assert {ref.name for ref in store.find_names(APP, "main", ["record", "migrate"])} == {"Ledger.record", "migrate#2"}
+    assert {ref.name for ref in store.find_names(APP, "main", ["Ledger.record"])} == {"Ledger.record"}
+    assert counts() == before + 2, "none lacks one any more: remembered, never asked again"
+
+
 def test_throttled_bulk_items_are_retried(store: OpenSearchStore, standin: StandIn) -> None:
     docs = [make_doc(name=f"f{i}", seed=i) for i in range(3)]
     standin.fail_once[docs[1].id] = 429

@@ -16,6 +16,12 @@ from bot.documents import BranchState, Document, DocumentRef, Overlay, Repositor
 MAX_LOOKUP = 200  # documents one name or caller lookup returns at most
 
 
+def name_matches(name: str, wanted: str) -> bool:
+    """True when the qualified ``name`` (``Ledger.record#2``) is ``wanted`` or ends with it by whole components."""
+    base = name.split("#", 1)[0]
+    return base == wanted or base.endswith("." + wanted)
+
+
 class StoreError(RuntimeError):
     """The store cannot be reached or is not usable; the message says why."""
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from bot.documents import BranchState, Document, DocumentRef, Overlay, Repository
-from bot.store.base import MAX_LOOKUP, StoreError
+from bot.documents import BranchState, Document, DocumentRef, Overlay, Repository, short_name
+from bot.store.base import MAX_LOOKUP, StoreError, name_matches
 from bot.text import analyze, identifier_terms
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 3  # 2: rows keyed by the repository's numeric id; caches per repository; 3: calls, overlays
 UPGRADABLE = 2  # an index of this format is upgraded in place (nothing is dropped); read-only stores read it as is
 _OVERLAYS = """
+CREATE INDEX IF NOT EXISTS documents_short_name ON documents(scope, short_name);
 -- pull request overlays: the base branch they overlay and the base paths they shadow (a JSON list)
 CREATE TABLE IF NOT EXISTS overlays (
     scope TEXT PRIMARY KEY, repo_id INTEGER NOT NULL, number INTEGER NOT NULL, base TEXT NOT NULL,
@@ -52,7 +53,8 @@ CREATE TABLE IF NOT EXISTS documents (
     summary_ok INTEGER NOT NULL,
     vector BLOB,
     generation INTEGER NOT NULL DEFAULT 0,
-    calls TEXT NOT NULL DEFAULT ''
+    calls TEXT NOT NULL DEFAULT '',
+    short_name TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS documents_scope_path ON documents(scope, path);
 CREATE INDEX IF NOT EXISTS documents_repo ON documents(repo_id);
@@ -87,7 +89,8 @@ CREATE TABLE IF NOT EXISTS vector_cache (
     PRIMARY KEY (repo_id, embedder, key)
 );
 """ + _OVERLAYS
-_UPGRADE = "ALTER TABLE documents ADD COLUMN calls TEXT NOT NULL DEFAULT '';" + _OVERLAYS
+_UPGRADE = ("ALTER TABLE documents ADD COLUMN calls TEXT NOT NULL DEFAULT '';"
+            "ALTER TABLE documents ADD COLUMN short_name TEXT NOT NULL DEFAULT '';")
 _OLD_TABLES = ("documents_fts", "documents", "branches", "tombstones", "summary_cache", "vector_cache", "overlays")
 # BM25 weights of the FTS columns: summary, name, path, code
 _BM25 = "bm25(documents_fts, 0.0, 1.0, 2.5, 0.6, 0.8)"
@@ -227,9 +230,12 @@ class LocalStore:
         if version == UPGRADABLE:
             log.info("upgrading the index in %s to format %d (calls, overlays)", self.directory, SCHEMA_VERSION)
             with self._transaction() as tx:
-                for statement in _UPGRADE.split(";"):
+                for statement in (_UPGRADE + _OVERLAYS).split(";"):
                     if statement.strip():
                         tx.execute(statement)
+                names = tx.execute("SELECT rowid, name FROM documents").fetchall()
+                tx.executemany("UPDATE documents SET short_name = ? WHERE rowid = ?",
+                               [(short_name(name), rowid) for rowid, name in names])
                 tx.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -398,12 +404,12 @@ class LocalStore:
                 for document in upserts:
                     cursor = tx.execute(
                         "INSERT INTO documents (id, repo_id, scope, path, name, kind, language, start_line, end_line,"
-                        " code, content_hash, summary, summary_ok, vector, generation, calls) "
-                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        " code, content_hash, summary, summary_ok, vector, generation, calls, short_name) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (document.id, repo_id, scope, document.path, document.name, document.kind,
                          document.language, document.start_line, document.end_line, document.code,
                          document.content_hash, document.summary, int(document.summary_ok), _blob(document.vector),
-                         generation, _calls_text(document.calls)),
+                         generation, _calls_text(document.calls), short_name(document.name)),
                     )
                     tx.execute(
                         "INSERT INTO documents_fts (rowid, scope, summary, name, path, code) VALUES (?,?,?,?,?,?)",
@@ -423,16 +429,20 @@ class LocalStore:
     # Scans of the branch's rows (the scope index narrows them): a handful of names per answer.
 
     def find_names(self, repo_id: int, branch: str, names: Sequence[str], limit: int = MAX_LOOKUP) -> list[DocumentRef]:
-        """Documents named one of ``names``: the qualified name, or its last components (``*.name``, ``name#2``)."""
+        """Documents named one of ``names``: the qualified name, or its last components (``*.name``, ``name#2``),
+        found by their last name's index and then matched whole."""
         wanted = sorted({name for name in names if name})
         found: list[DocumentRef] = []
-        for start in range(0, len(wanted), 100):
-            chunk = wanted[start:start + 100]
-            patterns = [pattern for name in chunk for pattern in (f"*.{_glob(name)}", f"{_glob(name)}#*",
-                                                                  f"*.{_glob(name)}#*")]
-            where = " OR ".join(["name IN (" + ",".join("?" * len(chunk)) + ")", *["name GLOB ?"] * len(patterns)])
-            found += self._ref_rows(f"scope = ? AND ({where}) LIMIT {max(limit - len(found), 0)}",
-                                    (scope_of(repo_id, branch), *chunk, *patterns))
+        for chunk, marks in _batches(sorted({short_name(name) for name in wanted})):
+            if self._legacy:  # an index of the upgradable format, read as is: no last names yet, so a scan
+                patterns = [pattern for name in chunk
+                            for pattern in (f"*.{_glob(name)}", f"{_glob(name)}#*", f"*.{_glob(name)}#*")]
+                where = f"(name IN ({marks}) OR " + " OR ".join(["name GLOB ?"] * len(patterns)) + ")"
+                refs = self._ref_rows(f"scope = ? AND {where}", (scope_of(repo_id, branch), *chunk, *patterns))
+            else:
+                refs = self._ref_rows(f"scope = ? AND short_name IN ({marks}) LIMIT {10 * limit}",
+                                      (scope_of(repo_id, branch), *chunk))
+            found += [ref for ref in refs if any(name_matches(ref.name, name) for name in wanted)]
         return found[:limit]
 
     def find_paths(self, repo_id: int, branch: str, paths: Sequence[str]) -> set[str]:

@@ -23,9 +23,9 @@ from opensearchpy import (
 from opensearchpy import ConnectionError as OpenSearchConnectionError
 
 from bot.config import ConfigError, Settings
-from bot.documents import BranchState, Document, DocumentRef, Overlay, Repository
+from bot.documents import BranchState, Document, DocumentRef, Overlay, Repository, short_name
 from bot.store import opensearch_bodies as bodies
-from bot.store.base import MAX_LOOKUP, StoreError
+from bot.store.base import MAX_LOOKUP, StoreError, name_matches
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class OpenSearchStore:
         self.page_size = settings.opensearch_page_size
         self.serverless = settings.opensearch_aws_sigv4 and settings.opensearch_aws_service == "aoss"
         self.shards: int | None = None if self.serverless else settings.opensearch_shards
+        self._named: set[tuple[int, str]] = set()  # branches whose documents all have a last name stored
         self.client = OpenSearch(
             hosts=[self.url],
             http_auth=self._auth(settings),
@@ -499,13 +500,27 @@ class OpenSearchStore:
                 for hit in self._search(bodies.documents_pattern(self.prefix), body)]
 
     def find_names(self, repo_id: int, branch: str, names: Sequence[str], limit: int = MAX_LOOKUP) -> list[DocumentRef]:
-        """Documents named one of ``names``: the qualified name, or its last components (``*.name``, ``name#2``)."""
+        """Documents named one of ``names``: the qualified name, or its last components (``*.name``, ``name#2``),
+        found by their last name and then matched whole."""
         wanted = sorted({name for name in names if name})
+        legacy = bool(wanted) and self._without_short_names(repo_id, branch)
         found: list[DocumentRef] = []
-        for chunk in _chunks(wanted, 100):  # four clauses a name, under the default limit of 1,024
-            if len(found) < limit:
-                found += self._ref_hits(bodies.names_search_body(repo_id, branch, chunk, limit - len(found)))
+        for chunk in _chunks(sorted({short_name(name) for name in wanted}), 100):  # at most 401 clauses of 1,024
+            body = bodies.names_search_body(repo_id, branch, chunk, min(10 * limit, MAX_RESULT_WINDOW), legacy=legacy)
+            found += [ref for ref in self._ref_hits(body) if any(name_matches(ref.name, name) for name in wanted)]
         return found[:limit]
+
+    def _without_short_names(self, repo_id: int, branch: str) -> bool:
+        """True while the branch has documents written before last names were stored (remembered once none is left:
+        documents are never written without one again)."""
+        if (repo_id, branch) in self._named:
+            return False
+        count = self._call("count", self.client.count, index=bodies.documents_pattern(self.prefix),
+                           body=bodies.without_short_names_body(repo_id, branch),
+                           params={"ignore_unavailable": "true", "allow_no_indices": "true"})["count"]
+        if count == 0:
+            self._named.add((repo_id, branch))
+        return bool(count)
 
     def find_paths(self, repo_id: int, branch: str, paths: Sequence[str]) -> set[str]:
         """Those of ``paths`` that name a file of the branch, exactly or by its last components."""

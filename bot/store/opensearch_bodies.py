@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.documents import BranchState, Document, DocumentRef, Overlay
+from bot.documents import BranchState, Document, DocumentRef, Overlay, short_name
 
 VECTOR_FIELD = "vector"
 # Part-of-speech tags dropped from summaries: endings, particles, interjections, adverbs,
@@ -26,7 +26,8 @@ IDENTIFIER_PATTERN = (r"[^\p{L}\p{N}]+"
 LEXICAL_FIELDS = ("name^3", "summary^2", "path.parts", "code")
 REF_FIELDS = ("id", "path", "name", "content_hash", "start_line", "end_line", "summary_ok", "calls")
 # Fields added to the documents mapping since its format was fixed: put into existing indices at start-up.
-ADDED_FIELDS: dict[str, Any] = {"calls": {"type": "keyword", "ignore_above": 512}}
+ADDED_FIELDS: dict[str, Any] = {"calls": {"type": "keyword", "ignore_above": 512},
+                                "short_name": {"type": "keyword", "ignore_above": 1024}}
 HNSW_PARAMETERS = {"m": 16, "ef_construction": 128}
 # Index names carry the format: v2 keys every row by the repository's numeric id. Indices of an older format
 # are left alone (see docs/opensearch.md on upgrading); nothing reads them.
@@ -207,7 +208,7 @@ def document_source(document: Document) -> dict[str, Any]:
         "name": document.name, "kind": document.kind, "language": document.language,
         "start_line": document.start_line, "end_line": document.end_line, "code": document.code,
         "content_hash": document.content_hash, "summary": document.summary, "summary_ok": document.summary_ok,
-        "calls": list(document.calls),
+        "calls": list(document.calls), "short_name": short_name(document.name),
     }
     if document.vector is not None:
         source[VECTOR_FIELD] = np.asarray(document.vector, dtype=np.float32).ravel().tolist()
@@ -388,17 +389,26 @@ def _wildcard(text: str) -> str:
     return text.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
 
 
-def names_search_body(repo_id: int, branch: str, names: Sequence[str], size: int) -> dict[str, Any]:
-    """Refs of a branch's documents named one of ``names``: exactly, or by their last components (``*.name``, the
-    parts ``name#2`` of a long function)."""
-    should: list[dict[str, Any]] = [{"terms": {"name.raw": list(names)}}]
-    for name in names:
-        quoted = _wildcard(name)
-        should += [{"wildcard": {"name.raw": {"value": pattern}}}
-                   for pattern in (f"*.{quoted}", f"{quoted}#*", f"*.{quoted}#*")]
+def names_search_body(repo_id: int, branch: str, shorts: Sequence[str], size: int, *,
+                      legacy: bool = False) -> dict[str, Any]:
+    """Refs of a branch's documents whose last name (``record`` of ``Ledger.record#2``) is one of ``shorts``; with
+    ``legacy``, also documents written before last names were stored, by wildcards on their qualified name."""
+    should: list[dict[str, Any]] = [{"terms": {"short_name": list(shorts)}}]
+    if legacy:
+        patterns = [{"wildcard": {"name.raw": {"value": pattern}}} for short in shorts
+                    for pattern in (_wildcard(short), f"*.{_wildcard(short)}", f"{_wildcard(short)}#*",
+                                    f"*.{_wildcard(short)}#*")]
+        should.append({"bool": {"must_not": [{"exists": {"field": "short_name"}}], "should": patterns,
+                                "minimum_should_match": 1}})
     return {"size": size, "_source": list(REF_FIELDS), "track_total_hits": False,
             "query": {"bool": {"filter": branch_filter(repo_id, branch), "should": should,
                                "minimum_should_match": 1}}}
+
+
+def without_short_names_body(repo_id: int, branch: str) -> dict[str, Any]:
+    """A count body for a branch's documents written before last names were stored."""
+    return {"query": {"bool": {"filter": branch_filter(repo_id, branch),
+                               "must_not": [{"exists": {"field": "short_name"}}]}}}
 
 
 def path_search_body(repo_id: int, branch: str, path: str) -> dict[str, Any]:
