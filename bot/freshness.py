@@ -44,6 +44,7 @@ class Head:
 
 
 TokenSource = Callable[[int], str]
+Answer = tuple[str | None, bool]  # GitHub's answer about a branch: (head commit, gone)
 
 
 class Freshness:
@@ -54,21 +55,21 @@ class Freshness:
         self.token = token
         self.mirrors = Path(mirrors)
         self.min_rate = min_rate
-        self._cache: dict[tuple[int, str], tuple[float, str | None, bool]] = {}
+        self._cache: dict[tuple[int, str], tuple[float, Answer | None]] = {}  # None: GitHub did not say
         self._low: dict[int, float] = {}  # installation -> until when its rate limit is too low to use
         self._lock = threading.Lock()
 
     def heads(self, states: Sequence[BranchState]) -> dict[tuple[int, str], Head]:
         """The head of each branch of ``states`` (by repository id and branch), as far as can be known now."""
         now = time.monotonic()
-        from_github: dict[tuple[int, str], tuple[str | None, bool]] = {}
+        from_github: dict[tuple[int, str], Answer | None] = {}
         wanted: list[BranchState] = []
         with self._lock:
             for state in states:
                 key = (state.repo_id, state.branch)
                 cached = self._cache.get(key)
                 if cached and now - cached[0] < CACHE_SECONDS:
-                    from_github[key] = cached[1:]
+                    from_github[key] = cached[1]
                 elif self.token is not None and state.installation > 0 and len(wanted) < MAX_CALLS \
                         and self._low.get(state.installation, 0) <= now:
                     wanted.append(state)
@@ -76,9 +77,10 @@ class Freshness:
             from_github |= self._ask_github(wanted)
         return {(s.repo_id, s.branch): self._head(s, from_github.get((s.repo_id, s.branch))) for s in states}
 
-    def _ask_github(self, states: Sequence[BranchState]) -> dict[tuple[int, str], tuple[str | None, bool]]:
-        """``GET /repos/{repo}/branches/{branch}`` for each state, a few at a time, until the deadline."""
-        found: dict[tuple[int, str], tuple[str | None, bool]] = {}
+    def _ask_github(self, states: Sequence[BranchState]) -> dict[tuple[int, str], Answer | None]:
+        """``GET /repos/{repo}/branches/{branch}`` for each state, a few at a time, until the deadline; what
+        GitHub answered (None: it did not say) is cached, so a branch it cannot tell about costs a call a minute."""
+        found: dict[tuple[int, str], Answer | None] = {}
         with httpx.Client(timeout=CALL_TIMEOUT, follow_redirects=True, max_redirects=2, headers={
                 "Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}) as client:
             pool = ThreadPoolExecutor(PARALLEL, thread_name_prefix="ragcode-freshness")
@@ -91,16 +93,15 @@ class Freshness:
                     answer = future.result()
                 except Exception as error:  # unreachable, rate-limited, a bad answer: that head stays unknown
                     log.info("branch head of %s@%s unknown: %s", state.repo, state.branch, type(error).__name__)
-                    continue
-                if answer is not None:
-                    found[(state.repo_id, state.branch)] = answer
+                    answer = None
+                found[(state.repo_id, state.branch)] = answer
         now = time.monotonic()
         with self._lock:
-            for key, (commit, gone) in found.items():
-                self._cache[key] = (now, commit, gone)
+            for key, answer in found.items():
+                self._cache[key] = (now, answer)
         return found
 
-    def _branch(self, client: httpx.Client, state: BranchState) -> tuple[str | None, bool] | None:
+    def _branch(self, client: httpx.Client, state: BranchState) -> Answer | None:
         """(head commit, gone) of one branch; None when GitHub did not say."""
         assert self.token is not None
         response = client.get(f"{self.api_url}/repos/{quote(state.repo, safe='/')}/branches/"
@@ -110,14 +111,14 @@ class Freshness:
         if remaining.isdigit() and int(remaining) < self.min_rate:
             with self._lock:  # leave the rest of this installation's requests to indexing and reconcile
                 self._low[state.installation] = time.monotonic() + CACHE_SECONDS
-        if response.status_code == 404:
-            return None, True
+        if response.status_code == 404:  # "Branch not found"; a repository we cannot see says "Not Found"
+            return (None, True) if response.json().get("message") == "Branch not found" else None
         if response.status_code != 200:
             return None
         commit = response.json().get("commit", {}).get("sha")
         return (commit, False) if isinstance(commit, str) and _SHA.fullmatch(commit) else None
 
-    def _head(self, state: BranchState, github: tuple[str | None, bool] | None) -> Head:
+    def _head(self, state: BranchState, github: Answer | None) -> Head:
         mirror = self._mirror(state.repo_id)
         if github is not None and github[1]:
             return Head(None, "github", None, gone=True)
@@ -128,7 +129,7 @@ class Freshness:
             return Head()
         if commit == state.commit:
             return Head(commit, source, 0)
-        return Head(commit, source, _count(mirror, state.commit, commit) if mirror is not None else None)
+        return Head(commit, source, commits_between(mirror, state.commit, commit) if mirror is not None else None)
 
     def _mirror(self, repo_id: int) -> git.Repo | None:
         path = self.mirrors / f"{int(repo_id)}.git"
@@ -138,7 +139,7 @@ class Freshness:
             return None
 
 
-def _count(mirror: git.Repo, indexed: str, head: str) -> int | None:
+def commits_between(mirror: git.Repo, indexed: str, head: str) -> int | None:
     """Commits reachable from ``head`` and not from ``indexed``; None when the mirror lacks either."""
     if not (_SHA.fullmatch(indexed) and _SHA.fullmatch(head)):
         return None

@@ -145,7 +145,7 @@ def collect(sources: Sources) -> StatusData:
         parked = sources.queue.parked()
         data.parked_more = max(0, len(parked) - MAX_PARKED)
         data.parked = [{**job, "error": clip(str(job.get("error") or ""), MAX_ERROR_CHARS)}
-                       for job in sorted(parked, key=lambda job: -int(job.get("updated_at") or 0))[:MAX_PARKED]]
+                       for job in sorted(parked, key=_newest_first)[:MAX_PARKED]]
 
     def read_figures() -> None:
         ledger = sources.ledger()
@@ -181,6 +181,10 @@ def collect(sources: Sources) -> StatusData:
     data.branches = [BranchRow(s, heads.get((s.repo_id, s.branch), Head()), running.get((s.repo_id, s.branch)),
                                last.get((s.repo_id, s.branch))) for s in states]
     return data
+
+
+def _newest_first(job: dict[str, Any]) -> tuple[int, int]:
+    return -int(job.get("updated_at") or 0), -int(job.get("id") or 0)
 
 
 def clip(text: str, limit: int) -> str:

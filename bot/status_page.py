@@ -47,13 +47,13 @@ td.name{min-width:9rem;max-width:24rem;overflow-wrap:anywhere}
 td.err{min-width:14rem;max-width:40rem;overflow-wrap:anywhere;font-family:ui-monospace,monospace;font-size:.8rem}
 code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.85em}
 .ok{color:var(--ok)}.warn{color:var(--warn)}.bad{color:var(--bad)}
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,420px),1fr));gap:12px}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,300px),1fr));gap:10px;margin:.8rem 0}
 figure{margin:0;background:var(--panel);border-radius:6px;padding:8px}
 figcaption{font-size:.85rem;color:var(--muted);margin-bottom:4px}
-svg.chart{display:block;width:100%;max-width:640px;height:auto}
+svg.chart{display:block;width:100%;height:auto}
 svg .s-ok{fill:var(--ok)}svg .s-warn{fill:var(--warn)}svg .s-bad{fill:var(--bad)}svg .s-cost{fill:var(--cost)}
 svg .axis{stroke:var(--line);stroke-width:1}
-svg text{fill:var(--muted);font:10px system-ui,sans-serif}
+svg text{fill:var(--muted);font:11px system-ui,sans-serif}
 .legend{font-size:.8rem;color:var(--muted)}
 .legend i{display:inline-block;width:.7rem;height:.7rem;border-radius:2px;margin:0 .25rem 0 .6rem;
 vertical-align:-1px}
@@ -96,22 +96,28 @@ up {{ duration(data.generated_at - data.process.started) }}) · queue <code>{{ s
 <div class="card"><b>👍 {{ num(up) }} · 👎 {{ num(down) }}</b><span>reactions on replies</span></div>
 </section>
 
+<section class="charts" id="trends">
+<figure>{{ runs_chart }}</figure>
+<figure>{{ cost_chart }}</figure>
+<figure>{{ regions_chart }}</figure>
+</section>
+
 <section id="repositories">
 <h2>Repositories</h2>
 {{ error("repositories") }}{{ error("heads") }}
 {% if data.branches %}
 <div class="scroll"><table>
-<thead><tr><th>Repository</th><th>Branch</th><th>Indexed commit</th><th>Indexed</th><th>Behind its head</th>
-<th class="n">Functions</th><th>Index</th></tr></thead>
+<thead><tr><th>Repository</th><th>Branch</th><th>Behind its head</th><th>Index</th><th class="n">Functions</th>
+<th>Indexed commit</th><th>Indexed</th></tr></thead>
 <tbody>
 {% for row in data.branches %}
 <tr class="repo-row" data-repo-id="{{ row.state.repo_id }}">
 <td class="name">{{ row.state.repo }}</td><td class="name">{{ row.state.branch }}</td>
+<td>{{ behind(row) }}</td>
+<td>{{ index_state(row) }}</td>
+<td class="n">{{ num(row.state.functions) }}</td>
 <td><code>{{ row.state.commit[:12] }}</code></td>
 <td>{{ ago(row.state.indexed_at) }}</td>
-<td>{{ behind(row) }}</td>
-<td class="n">{{ num(row.state.functions) }}</td>
-<td>{{ index_state(row) }}</td>
 </tr>
 {% endfor %}
 </tbody></table></div>
@@ -125,9 +131,6 @@ local mirror as last fetched; commits behind are counted in the mirror when it h
 <section id="runs">
 <h2>Index runs</h2>
 {{ error("runs") }}{{ error("figures") }}
-<div class="charts">
-<figure>{{ runs_chart }}</figure>
-</div>
 {% if data.running %}
 <h3>Running now</h3>
 <div class="scroll"><table>
@@ -140,13 +143,12 @@ local mirror as last fetched; commits behind are counted in the mirror when it h
 <h3>Recent runs</h3>
 {% if data.runs %}
 <div class="scroll"><table>
-<thead><tr><th>Started</th><th>Repository</th><th>Branch</th><th>Commit</th><th>Trigger</th><th>Outcome</th>
-<th class="n">Time</th><th class="n">+ / ~ / −</th><th class="n">Summarized</th><th class="n">Failed</th>
-<th class="n">Tokens in / out</th><th class="n">Cost</th></tr></thead>
+<thead><tr><th>Started</th><th>Repository</th><th>Branch</th><th>Outcome</th><th class="n">Time</th>
+<th class="n">+ / ~ / −</th><th class="n">Summarized</th><th class="n">Failed</th><th class="n">Tokens in / out</th>
+<th class="n">Cost</th><th>Commit</th><th>Trigger</th></tr></thead>
 <tbody>{% for run in data.runs %}
 <tr class="run-row"><td>{{ ago(run.started_at) }}</td><td class="name">{{ run.repo }}</td>
-<td class="name">{{ run.branch }}</td><td><code>{{ run.commit[:12] }}</code></td>
-<td>{{ run.trigger }}{% if run.full %} (full){% endif %}</td>
+<td class="name">{{ run.branch }}</td>
 <td class="{{ outcome_class(run.outcome) }}">{{ run.outcome }}</td>
 <td class="n">{{ duration(run.seconds) }}</td>
 <td class="n">{{ num(run.functions_added) }} / {{ num(run.functions_updated) }} / {{ num(run.functions_removed) }}</td>
@@ -154,7 +156,8 @@ local mirror as last fetched; commits behind are counted in the mirror when it h
 deferred){% endif %}</td>
 <td class="n {{ 'bad' if run.failures else '' }}">{{ num(run.failures) }}</td>
 <td class="n">{{ num(run.input_tokens) }} / {{ num(run.output_tokens) }}</td>
-<td class="n">{{ usd(run.cost_usd) }}</td></tr>
+<td class="n">{{ usd(run.cost_usd) }}</td><td><code>{{ run.commit[:12] }}</code></td>
+<td>{{ run.trigger }}{% if run.full and run.trigger != "full index" %} (full){% endif %}</td></tr>
 {% endfor %}</tbody></table></div>
 <p class="note">The last {{ data.runs|length }} runs of every worker, from the shared ledger.</p>
 {% elif "runs" not in data.errors %}<p class="note">No run recorded yet.</p>{% endif %}
@@ -182,7 +185,6 @@ parked</span></p>{% endif %}
 
 <section id="regions">
 <h2>Model calls by region</h2>
-<div class="charts"><figure>{{ regions_chart }}</figure></div>
 {% if data.regions %}
 <div class="scroll"><table>
 <thead><tr><th>Region</th><th class="n">Calls</th><th class="n">Throttled</th><th class="n">Errors</th>
@@ -215,7 +217,6 @@ workers count their own. Percentiles are the upper bounds of histogram buckets.<
 <section id="cost">
 <h2>Cost this month</h2>
 {{ error("spending") }}
-<div class="charts"><figure>{{ cost_chart }}</figure></div>
 {% if data.spending %}
 <div class="scroll"><table>
 <thead><tr><th>Installation</th><th>Repositories</th><th class="n">Spent</th>
@@ -373,7 +374,7 @@ def outcome_class(outcome: str) -> str:
 def bar_chart(title: str, labels: Sequence[str], series: Sequence[tuple[str, str, Sequence[float]]],
               text: Callable[[float], str]) -> Markup:
     """Stacked vertical bars, one per label; ``series``: (name, colour class, one value per label)."""
-    width, height, left, right, top, bottom = 400, 170, 44, 6, 10, 22
+    width, height, left, right, top, bottom = 320, 150, 54, 6, 10, 22
     totals = [sum(values[i] for _, _, values in series) for i in range(len(labels))]
     peak = max(totals, default=0)
     step = (width - left - right) / max(len(labels), 1)
@@ -413,7 +414,7 @@ def bar_chart(title: str, labels: Sequence[str], series: Sequence[tuple[str, str
 def hbar_chart(title: str, rows: Sequence[tuple[str, Sequence[float]]], series: Sequence[tuple[str, str]],
                text: Callable[[float], str]) -> Markup:
     """Stacked horizontal bars, one per row; ``series``: (name, colour class) of each value of a row."""
-    width, left, right, bar, gap = 400, 96, 54, 16, 8
+    width, left, right, bar, gap = 320, 78, 40, 16, 8
     height = max(len(rows), 1) * (bar + gap) + gap
     peak = max((sum(values) for _, values in rows), default=0) or 1.0
     scale = (width - left - right) / peak
@@ -424,7 +425,7 @@ def hbar_chart(title: str, rows: Sequence[tuple[str, Sequence[float]]], series: 
     for n, (label, values) in enumerate(rows):
         y = gap + n * (bar + gap)
         parts.append(Markup('<text x="{}" y="{:.1f}" text-anchor="end">{}</text>').format(
-            left - 6, y + bar * 0.75, label[:16]))
+            left - 6, y + bar * 0.75, label[:14]))
         x = float(left)
         for (name, klass), value in zip(series, values, strict=True):
             if value <= 0:

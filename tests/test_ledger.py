@@ -14,7 +14,17 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.spend import DAY, RUN_DAYS, Ledger, RunSummary, SqliteLedger, day_of, last_days, make_ledger, month_of
+from bot.spend import (
+    DAY,
+    RUN_DAYS,
+    Ledger,
+    RunSummary,
+    SqliteLedger,
+    day_of,
+    last_days,
+    make_ledger,
+    month_of,
+)
 from bot.spend_dynamodb import DynamoLedger
 from tests.aws_standin import Stack, clients, create_stack
 
