@@ -25,7 +25,7 @@ from bot.store.base import Store
 log = logging.getLogger("ragcode.status")
 
 MAX_BRANCHES = 100  # branch rows shown (the first by repository name); the rest are counted
-MAX_COUNTED = 100_000  # branches counted beyond those shown, at most
+MAX_COUNTED = 10_000  # branches counted beyond those shown, at most (each page reads them)
 MAX_RUNS = 25
 MAX_RUNNING = 20
 MAX_PARKED = 20

@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from bot.llm.usage import Figures
 from bot.spend import DayFigures
-from bot.status import MAX_ERROR_CHARS, REGION_DAYS, BranchRow, StatusData
+from bot.status import MAX_COUNTED, MAX_ERROR_CHARS, REGION_DAYS, BranchRow, StatusData
 
 STYLE = """
 :root{--fg:#1a202c;--muted:#5a6472;--line:#d8dde3;--bg:#fff;--panel:#f5f7f9;--ok:#2f855a;--warn:#b7791f;
@@ -121,7 +121,8 @@ up {{ duration(data.generated_at - data.process.started) }}) · queue <code>{{ s
 </tr>
 {% endfor %}
 </tbody></table></div>
-{% if data.branches_more %}<p class="note">… and {{ num(data.branches_more) }} more branches (the first
+{% if data.branches_more %}<p class="note">… and {% if data.branches_more >= max_counted %}at least {% endif %}
+{{- num(data.branches_more) }} more branches (the first
 {{ data.branches|length }} by repository name are shown; <code>ragcode status --json</code> lists them all).</p>{% endif %}
 {% elif "repositories" not in data.errors %}<p class="note">Nothing is indexed yet.</p>{% endif %}
 <p class="note">Heads come from GitHub (read at most once a minute) or, when GitHub cannot be asked, from the
@@ -269,7 +270,7 @@ def render(data: StatusData) -> str:
         runs_chart=runs_chart(data.days), cost_chart=cost_chart(data.days), regions_chart=regions_chart(data.regions),
         error=error, when=when, ago=lambda epoch: ago(epoch, data.generated_at), duration=duration, num=num, usd=usd,
         seconds=seconds, bound=bound, behind=behind, index_state=index_state, outcome_class=outcome_class,
-        max_error=MAX_ERROR_CHARS, region_days=REGION_DAYS,
+        max_error=MAX_ERROR_CHARS, max_counted=MAX_COUNTED, region_days=REGION_DAYS,
     )
 
 
