@@ -19,10 +19,12 @@ from bot.commands.testcode import MODES
 from bot.config import ConfigError, Settings, load_settings
 from bot.documents import OVERLAY_PREFIX, BranchState, Repository, is_overlay
 from bot.runtime import Runtime
+from bot.spend import RunSummary, make_ledger
 from bot.store.base import StoreError
 
 log = logging.getLogger(__name__)
 
+STATUS_RUNS = 10  # runs `ragcode status` lists
 PROGRESS_SECONDS = 10.0  # the most often a stage prints a progress line when stderr is not a terminal
 _REMOTE = re.compile(r"^(?:https?://(?:[^@/]+@)?|ssh://(?:[^@/]+@)?|[^@/]+@)([^/:]+)[:/](.+?)(?:\.git)?/?$")
 
@@ -321,9 +323,12 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         runtime.close()
     queue, parked = _queue_state(settings)
+    runs, feedback, spending = _ledger_state(settings)
     if args.json:
-        print(json.dumps({"repositories": list(repositories.values()), "queue": queue, "parked_jobs": parked},
-                         ensure_ascii=False))
+        print(json.dumps({"repositories": list(repositories.values()), "queue": queue, "parked_jobs": parked,
+                          "runs": [run.to_json() for run in runs], "feedback": feedback,
+                          "spending": [{"installation": number, "month_usd": round(usd, 6)}
+                                       for number, usd in sorted(spending.items())]}, ensure_ascii=False))
         return 0
     for entry in repositories.values():
         for branch, info in entry["branches"].items():
@@ -338,6 +343,15 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
     print(f"queue: {queue['queued']} queued, {queue['running']} running, {queue['parked']} parked")
     for job in parked:
         print(f"  parked job {job['id']} ({job['kind']} {job['repo']}, {job['attempts']} attempts): {job['error']}")
+    for run in runs:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started_at))
+        print(f"run {when} {run.repo}@{run.branch} {run.commit[:12]} {run.outcome} in {run.seconds:.0f}s: "
+              f"+{run.functions_added} ~{run.functions_updated} -{run.functions_removed}, "
+              f"{run.summaries_generated} summarized, {run.failures} failed, ${run.cost_usd:.4f}")
+    for number, usd in sorted(spending.items()):
+        print(f"installation {number}: ${usd:.2f} this month")
+    if feedback:
+        print("feedback: " + ", ".join(f"{reaction} {count}" for reaction, count in sorted(feedback.items())))
     return 0
 
 
@@ -352,6 +366,18 @@ def _queue_state(settings: Settings) -> tuple[dict[str, int], list[dict[str, Any
         return queue.counts(), queue.parked()
     finally:
         queue.close()
+
+
+def _ledger_state(settings: Settings) -> tuple[list[RunSummary], dict[str, int], dict[int, float]]:
+    """The last runs, the reply feedback and this month's spending, from the shared ledger (nothing when the
+    embedded ledger was never written)."""
+    if settings.queue == "sqlite" and not (settings.home / "spend.sqlite3").exists():
+        return [], {}, {}
+    ledger = make_ledger(settings)
+    try:
+        return ledger.recent_runs(STATUS_RUNS), ledger.feedback_totals(), ledger.month_spending()
+    finally:
+        ledger.close()
 
 
 def command_serve(settings: Settings, args: argparse.Namespace) -> int:

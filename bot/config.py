@@ -16,6 +16,7 @@ MAX_FILE_BYTES_CEILING = 8 * 1024 * 1024
 CONFIG_NAME = "ragcode.toml"
 MAX_CONFIG_BYTES = 1024 * 1024
 MAX_RELATED = 20  # related functions per answer at most (each costs prompt space)
+MIN_ADMIN_TOKEN_CHARS = 24
 
 
 class ConfigError(ValueError):
@@ -118,6 +119,7 @@ class Settings:
     worker_grace_seconds: float = 90.0  # on SIGTERM, how long a worker may finish its job before releasing it
     reconcile_interval: float = 3600.0  # seconds between the workers' reconcile passes; 0: off
     reconcile_min_rate: int = 200  # reconcile stops while GitHub's X-RateLimit-Remaining is below this
+    admin_token: str = ""  # enables GET /status for operators who send it as a bearer token
 
 
 # variable name -> Settings attribute, for the names that do not follow RAGCODE_<ATTR>.
@@ -263,10 +265,18 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("RAGCODE_MONTHLY_BUDGET_USD: must be a number of USD, at least 0 (0: no budget)")
     if not 0.0 < settings.estimate_call_seconds < float("inf"):
         raise ConfigError("RAGCODE_ESTIMATE_CALL_SECONDS: must be a positive number of seconds")
+    _validate_admin_token(settings.admin_token)
     from bot.llm.prices import load_prices  # prices import this module
 
     load_prices(settings.prices_file)  # a broken prices file stops the start, naming RAGCODE_PRICES_FILE
     _validate_queue(settings)
+
+
+def _validate_admin_token(token: str) -> None:
+    if token and (len(token) < MIN_ADMIN_TOKEN_CHARS or len(token) > 512 or not token.isprintable()
+                  or any(char.isspace() for char in token) or not token.isascii()):
+        raise ConfigError(f"RAGCODE_ADMIN_TOKEN: must be {MIN_ADMIN_TOKEN_CHARS} to 512 printable ASCII characters "
+                          "without spaces (e.g. from `openssl rand -hex 32`)")
 
 
 def _validate_queue(settings: Settings) -> None:

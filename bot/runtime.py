@@ -11,7 +11,7 @@ from bot.embed import make_embedder
 from bot.embed.base import Embedder
 from bot.llm import make_text_model
 from bot.llm.base import TextModel
-from bot.spend import SpendLedger, make_ledger
+from bot.spend import Ledger, make_ledger
 from bot.store import make_store
 from bot.store.base import Store
 
@@ -43,8 +43,8 @@ class Runtime:
             return make_embedder(self.settings)
 
     @cached_property
-    def spend(self) -> SpendLedger:
-        """Model spending per installation and month (for the monthly budget)."""
+    def spend(self) -> Ledger:
+        """The operations ledger: spending per installation and month (the monthly budget), runs, feedback."""
         with self._lock:
             return make_ledger(self.settings)
 

@@ -25,7 +25,7 @@ from bot.llm.scheduler import RegionScheduler, Reply
 from bot.llm.tokens import estimate_chat_tokens, estimate_tokens
 from bot.llm.usage import metering
 from bot.runtime import Runtime
-from bot.spend import SqliteSpendLedger, month_of, monthly_budget
+from bot.spend import SqliteLedger, month_of, monthly_budget
 from tests.bedrock_standin import CASSETTES, RegionConfig, cohere_vector, count_tokens
 from tests.conftest import GitRepo, StartStandin
 
@@ -286,7 +286,7 @@ def test_without_budget_left_a_run_writes_extractive_summaries_and_catches_up_la
 
 
 def test_spending_is_kept_per_installation_and_month_across_restarts(tmp_path: Path) -> None:
-    ledger = SqliteSpendLedger(tmp_path / "spend.sqlite3")
+    ledger = SqliteLedger(tmp_path / "spend.sqlite3")
     ledger.record_spend(31, 0.25)
     ledger.record_spend(31, 0.5)
     ledger.record_spend(32, 2.0)
@@ -295,7 +295,7 @@ def test_spending_is_kept_per_installation_and_month_across_restarts(tmp_path: P
     ledger.close()
     with sqlite3.connect(tmp_path / "spend.sqlite3") as db:  # last month's spending does not count this month
         db.execute("INSERT INTO spend VALUES (31, ?, 100.0)", (month_of(0),))
-    reopened = SqliteSpendLedger(tmp_path / "spend.sqlite3")
+    reopened = SqliteLedger(tmp_path / "spend.sqlite3")
     assert reopened.month_spend(31) == pytest.approx(0.75) and reopened.month_spend(32) == 2.0
     assert reopened.month_spend(33) == 0.0
     settings = Settings(home=tmp_path, monthly_budget_usd=1.0)

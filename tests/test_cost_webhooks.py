@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from bot.spend import SqliteSpendLedger
+from bot.spend import SqliteLedger
 from bot.webhooks.app import create_app
 from tests.bedrock_standin import RegionConfig
 from tests.conftest import StartStandin
@@ -101,7 +101,7 @@ def test_over_budget_runs_fall_back_to_extractive_summaries_and_generation_stops
     standin = bedrock({"us-east-1": RegionConfig()})
     home = tmp_path / "home"
     home.mkdir()
-    spent = SqliteSpendLedger(home / "spend.sqlite3")  # earlier this month the installation spent $5
+    spent = SqliteLedger(home / "spend.sqlite3")  # earlier this month the installation spent $5
     spent.record_spend(INSTALLATION, 5.0)
     spent.close()
     repo, remote = shop

@@ -140,3 +140,11 @@ def branch_head(mirror: git.Repo, branch: str) -> str | None:
         return str(mirror.git.rev_parse("--verify", "--quiet", f"refs/heads/{branch}^{{commit}}"))
     except git.GitCommandError:
         return None
+
+
+def pull_head(mirror: git.Repo, number: int) -> str | None:
+    """The head of pull request ``number`` as last fetched into the mirror, or None."""
+    try:
+        return str(mirror.git.rev_parse("--verify", "--quiet", f"refs/pull/{int(number)}/head^{{commit}}"))
+    except git.GitCommandError:
+        return None

@@ -1,4 +1,5 @@
-"""The webhook service: Starlette app (``/webhook``, ``/healthz``, ``/metrics``), its workers, or either alone."""
+"""The webhook service: Starlette app (``/webhook``, ``/healthz``, ``/metrics``, ``/status``), its workers, or
+either alone."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from bot.github.mirror import Mirrors
 from bot.queue import make_queue
 from bot.runtime import Runtime
 from bot.webhooks import comments, installation, pulls, push
+from bot.webhooks.admin import StatusEndpoint
 from bot.webhooks.router import BadPayload, Event, Router
 from bot.webhooks.signature import Verifier
 from bot.workers import Context, Workers, update_gauges
@@ -42,10 +44,11 @@ class _TooLarge(Exception):
     pass
 
 
-def create_app(settings: Settings, *, receive: bool = True, work: bool = True) -> Starlette:
+def create_app(settings: Settings, *, receive: bool = True, work: bool = True, status: bool = True) -> Starlette:
     """The service for ``settings``: ``receive`` serves ``/webhook``; ``work`` runs workers (they start with
-    the app). A receiver alone never opens the store or loads a model: acknowledgements stay fast and a
-    Lambda cold start small."""
+    the app); ``status`` serves ``/status`` when ``RAGCODE_ADMIN_TOKEN`` is set. A receiver alone never opens
+    the store or loads a model (the status page opens the store read-only when it is asked for): acknowledgements
+    stay fast and a Lambda cold start small."""
     queue = make_queue(settings)
     runtime = Runtime(settings) if work else None
     workers: Workers | None = None
@@ -54,6 +57,10 @@ def create_app(settings: Settings, *, receive: bool = True, work: bool = True) -
                           Mirrors(settings.home / "mirrors", allow_file_urls=settings.allow_file_urls,
                                   timeout=settings.fetch_timeout, max_bytes=settings.max_repo_mb << 20))
         workers = Workers(context, RUNNERS, settings.workers, periodic=reconcile_periodic)
+    status_page: StatusEndpoint | None = None
+    if status and settings.admin_token:
+        role = "ragcode serve" if receive and work else "ragcode serve --no-workers" if receive else "ragcode worker"
+        status_page = StatusEndpoint(settings, queue, runtime, workers.context.app if workers else None, role)
     reading = asyncio.Semaphore(settings.webhook_max_reads)
 
     async def webhook(request: Request) -> Response:
@@ -151,6 +158,8 @@ def create_app(settings: Settings, *, receive: bool = True, work: bool = True) -
         finally:
             if workers is not None:
                 await run_in_threadpool(workers.stop, settings.worker_grace_seconds)
+            if status_page is not None:
+                status_page.close()
             if runtime is not None:
                 runtime.close()
 
@@ -158,6 +167,7 @@ def create_app(settings: Settings, *, receive: bool = True, work: bool = True) -
         *([Route("/webhook", webhook, methods=["POST"])] if receive else []),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        *([Route("/status", status_page.endpoint, methods=["GET"])] if status_page is not None else []),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.queue = queue

@@ -25,7 +25,8 @@ def make_handler(settings: Settings) -> Mangum:
     """A Lambda handler for the receiver with ``settings``."""
     if not settings.github_webhook_secret:
         raise ConfigError("GITHUB_WEBHOOK_SECRET: required by the receiver")
-    return Mangum(create_app(settings, work=False), lifespan="off")
+    # No /status here: a function URL is public, and the receiver's role cannot read the index.
+    return Mangum(create_app(settings, work=False, status=False), lifespan="off")
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

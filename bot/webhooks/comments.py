@@ -15,7 +15,7 @@ from bot.commands.parse import help_text, is_command, parse_command
 from bot.llm.usage import metering
 from bot.queue import Job, JobSpec
 from bot.repo_config import PERMISSIONS, RepoConfig, defaults, load_config
-from bot.spend import monthly_budget
+from bot.spend import monthly_budget, record_meter
 from bot.webhooks.pulls import pull_request_view
 from bot.webhooks.push import index_job, job_repository, repository_details, repository_of
 from bot.webhooks.router import Event, Router, field
@@ -151,7 +151,7 @@ def _reply(context: Context, job: Job, github_repo: Repository, config: RepoConf
                             boost_paths=boost, search_only=search_only or spent is not None, lang=lang,
                             tests=config.tests, overlay=overlay)
         finally:
-            context.runtime.spend.record_spend(repo.installation, meter.total("cost_usd"))
+            record_meter(context.runtime.spend, repo.installation, meter)
     markdown = f"{note}\n\n{result.markdown}" if note else result.markdown
     if spent is not None:
         log.info("monthly budget reached; answering without generation", extra={"repo_id": repo.id})

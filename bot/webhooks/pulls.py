@@ -11,6 +11,7 @@ base repository's ``refs/pull/N/head`` with the installation's read-only token, 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from github.PullRequest import PullRequest
@@ -22,7 +23,7 @@ from bot.indexer.overlay import OverlayError, index_overlay, ready_overlay
 from bot.llm.usage import metering
 from bot.queue import Job, JobSpec
 from bot.repo_config import RepoConfig, load_config
-from bot.spend import monthly_budget
+from bot.spend import RunSummary, monthly_budget, record_meter
 from bot.webhooks.push import job_repository, repository_details, repository_of, resolve_repository
 from bot.webhooks.router import Event, Router, field
 from bot.workers import Context
@@ -120,6 +121,7 @@ def run_overlay(context: Context, job: Job) -> None:
         return
     head = context.mirrors.fetch_pull(repo.id, details["clone_url"], context.app.token(repo.installation), number)
     budget = monthly_budget(context.settings, context.runtime.spend, repo.installation)
+    started = time.time()
     with metering() as meter:
         try:
             report = index_overlay(context.runtime, mirror, repo, number, base, head, fork=fork,
@@ -128,12 +130,24 @@ def run_overlay(context: Context, job: Job) -> None:
             log.info("pull request #%d not indexed: %s", number, error, extra=extra)
             return
         finally:
-            context.runtime.spend.record_spend(repo.installation, meter.total("cost_usd"))
+            record_meter(context.runtime.spend, repo.installation, meter)
     if report is None:
         log.info("pull request #%d is indexed at %s already", number, head[:12], extra=extra)
         return
     log.info("indexed pull request #%d at %s on %s: %d files, %d summarized", number, head[:12], base,
              report.files_changed, report.summaries_generated, extra=extra)
+    run = RunSummary(
+        f"{job.id}-{job.attempts}", repo.id, repo.name, repo.installation, overlay_branch(number), head, started,
+        outcome="failure" if report.functions_failed else "success", seconds=report.seconds, full=True,
+        trigger="pull request", functions_total=report.functions_total, functions_added=report.functions_added,
+        functions_updated=report.functions_updated, functions_removed=report.functions_removed,
+        summaries_generated=report.summaries_generated, summaries_deferred=report.summaries_deferred,
+        failures=len(report.functions_failed), input_tokens=report.input_tokens,
+        output_tokens=report.output_tokens, cost_usd=report.cost_usd)
+    try:
+        context.runtime.spend.record_run(run)
+    except Exception:  # a ledger that cannot be reached costs the status page a row, not the overlay
+        log.warning("could not record the overlay run", exc_info=True, extra=extra)
 
 
 def run_drop_overlay(context: Context, job: Job) -> None:

@@ -21,7 +21,7 @@ from bot.llm.usage import metering
 from bot.markdown import inline_code
 from bot.queue import Job, JobSpec
 from bot.repo_config import load_config
-from bot.spend import Budget, monthly_budget
+from bot.spend import Budget, Ledger, RunSummary, monthly_budget, record_meter
 from bot.webhooks import checks
 from bot.webhooks.router import Event, Router, field
 from bot.workers import Context
@@ -166,6 +166,9 @@ def run_index(context: Context, job: Job) -> None:
     progress = _Progress(check)
     # a first index (or a full one) shows its estimate before any model is called
     estimating = bool(payload.get("full")) or runtime.store.branch_state(repo.id, branch) is None
+    run = RunSummary(f"{job.id}-{job.attempts}", repo.id, repo.name, repo.installation, branch, head, time.time(),
+                     full=bool(payload.get("full")), trigger=trigger_of(payload))
+    _record_run(runtime.spend, run, extra)
     with metering() as meter:
         try:
             report = index_branch(
@@ -179,12 +182,38 @@ def run_index(context: Context, job: Job) -> None:
             text, body = checks.failure(reference, config.errors,
                                         str(error) if isinstance(error, LimitExceeded) else "")
             _complete(check, "failure", text, body)
+            _record_run(runtime.spend, replace(
+                run, outcome="error", seconds=time.time() - run.started_at, input_tokens=int(meter.total("input_tokens")),
+                output_tokens=int(meter.total("output_tokens")), cost_usd=meter.total("cost_usd")), extra)
             raise
         finally:  # what was spent counts against the budget, also when the run failed half-way
-            runtime.spend.record_spend(repo.installation, meter.total("cost_usd"))
+            record_meter(runtime.spend, repo.installation, meter)
     conclusion = "failure" if report.functions_failed else "success"
+    _record_run(runtime.spend, replace(
+        run, outcome=conclusion, seconds=report.seconds, functions_total=report.functions_total,
+        functions_added=report.functions_added, functions_updated=report.functions_updated,
+        functions_removed=report.functions_removed, summaries_generated=report.summaries_generated,
+        summaries_deferred=report.summaries_deferred, failures=len(report.functions_failed),
+        input_tokens=report.input_tokens, output_tokens=report.output_tokens, cost_usd=report.cost_usd), extra)
     _complete(check, conclusion, checks.title(report, config.errors), checks.summary(report, config.errors))
     log.info("indexed %s@%s: %s", branch, head[:12], checks.title(report), extra=extra)
+
+
+def trigger_of(payload: dict[str, Any]) -> str:
+    """What queued an index job, for people reading the status page."""
+    if payload.get("reason") == "reconcile":
+        return "reconcile"
+    if payload.get("rerun"):
+        return "re-run"
+    return "push" if payload.get("after") else "full index" if payload.get("full") else "index"
+
+
+def _record_run(ledger: Ledger, run: RunSummary, extra: dict[str, Any]) -> None:
+    """Record the run in the ledger; a ledger that cannot be reached costs the status page a row, not the run."""
+    try:
+        ledger.record_run(run)
+    except Exception:  # boto3, sqlite3: the run goes on
+        log.warning("could not record the run in the ledger", exc_info=True, extra=extra)
 
 
 def already_indexed(context: Context, payload: dict[str, Any], repo_id: int, branch: str, head: str) -> bool:
