@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 
 from bot.config import Settings
 from bot.documents import overlay_branch
+from bot.freshness import Freshness, Head
 from bot.github.client import GitHubApp
 from bot.github.mirror import branch_head
 from bot.reconcile import reconcile
@@ -125,7 +126,8 @@ def test_pull_request_events_queue_a_refresh_or_a_drop_of_its_overlay(tmp_path, 
 
 def test_the_overlay_follows_the_pull_request_from_opened_to_closed(tmp_path, github, keys, shop, standin):
     repo, remote, base, head = shop
-    with TestClient(create_app(settings_for(tmp_path, github, keys))) as client:
+    settings = settings_for(tmp_path, github, keys)
+    with TestClient(create_app(settings)) as client:
         installed(client, remote)
         summarized(standin)
         pull = github.open_pull(remote, 7, head, head_ref="bulk")
@@ -133,7 +135,12 @@ def test_the_overlay_follows_the_pull_request_from_opened_to_closed(tmp_path, gi
         wait_idle(client)
         store = store_of(client)
         assert summarized(standin) == Counter(["apply_coupon", "apply_bulk_discount"])
-        assert store.branch_state(remote.id, overlay_branch(7)).commit == head
+        state = store.branch_state(remote.id, overlay_branch(7))
+        assert state.commit == head
+        # the status page reads the overlay's head from the mirror: pull:7 is no branch to ask GitHub about
+        freshness = Freshness(github.url, GitHubApp(settings).token, settings.home / "mirrors", 10)
+        assert freshness.heads([state])[(remote.id, overlay_branch(7))] == Head(head, "mirror", 0)
+        assert not github.recorded("GET", r"/repos/acme/shop/branches/.*")
         ask(client, remote, "/ragcode search give a bulk discount when the quantity is ten or more", 701)
         reply = github.comments_on("acme/shop", 7)[-1]["body"]
         assert f"{remote.html_url}/blob/{head}/shop/pricing.py#L20-L22" in reply and "apply_bulk_discount" in reply
