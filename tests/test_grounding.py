@@ -23,10 +23,11 @@ def test_paths_and_functions_presented_as_existing_are_found_in_prose_and_inline
     found = mentions(
         "Call `apply_coupon(price, 0.1)` in `shop/pricing.py`, then `Ledger.record` and plan.py에서 helper() 보기. "
         "`ledger.record(5)`, `self.save()` and json.dumps() and `print()` are fine; the `calculate_tax` function too, "
-        "and `normalize` 함수. Not names: `price`, `x.y`, v1.2.3, e.g. this, https://example.com/a/b.py, `--flag`.\n"
+        "and `normalize` 함수, `audit`를 호출. Not names: `price`, `x.y`, v1.2.3, e.g. this, https://example.com/a/b.py, `--flag`.\n"
         "    indented_code_call()\n")
     assert found.paths == ["shop/pricing.py", "plan.py"]
-    assert found.names == ["apply_coupon", "Ledger.record", "helper", "record", "save", "calculate_tax", "normalize"]
+    assert found.names == ["apply_coupon", "Ledger.record", "helper", "record", "save", "calculate_tax", "normalize",
+                           "audit"]
 
 
 def test_code_blocks_are_read_only_for_the_repositorys_imports_and_the_names_they_define():

@@ -31,7 +31,7 @@ _PLAIN = re.compile(rf"^{_IDENT}$")
 _PROSE_CALL = re.compile(rf"(?<![\w.$])((?:{_IDENT}\.)*{_IDENT})\(\)", re.A)
 _PROSE_PATH = re.compile(r"(?<![\w/.:-])((?:[\w.-]+/)+[\w.-]+\.[A-Za-z0-9]{1,8}|[\w-]+\.[A-Za-z0-9]{1,8})(?![\w/])",
                          re.A)
-_SAID_FUNCTION = re.compile(r"^\s*(?:함수|메서드|메소드|function\b|method\b)", re.I)
+_SAID_FUNCTION = re.compile(r"^\s*(?:함수|메서드|메소드|function\b|method\b)|^(?:을|를)\s*호출", re.I)
 _SAYS_CALL = re.compile(r"(?:\bcalls?|\bcalling|\bthe function|\bthe method|\binvokes?)\s*$", re.I)
 _PY_IMPORT = re.compile(rf"^\s*from\s+((?:{_IDENT}\.)*{_IDENT})\s+import\s+\(?([\w\s,]+?)\)?\s*(?:#.*)?$")
 _DEFINES = re.compile(rf"(?:\bdef|\bclass|\bfunction|\bfunc|\bfn|\bconst|\blet|\bvar|\binterface|\btype)\s+({_IDENT})"
