@@ -17,6 +17,7 @@ from bot.store.base import Store
 
 MAX_AMBIGUOUS = 2  # a bare name defined in more places than this links to none of them
 SEEDS = 3  # the best results whose callers and callees are looked up
+MAX_DEFINITIONS = 2_000  # functions read for the names the seeds call (a common name can have hundreds)
 _MODULE_FILES = ("__init__", "index", "mod")  # a package's or folder's own module file
 
 
@@ -92,7 +93,7 @@ def related(store: Store, repo_id: int, views: Sequence[View], hits: Sequence[Hi
         return []
     called = {seed.id: _hints(seed.calls) for seed in seeds}
     names = {name for wanted, _ in called.values() for name in wanted} | {short_name(seed.name) for seed in seeds}
-    definitions = _definitions(find_names(store, repo_id, views, sorted(names)))
+    definitions = _definitions(find_names(store, repo_id, views, sorted(names), MAX_DEFINITIONS))
     calling = callers(store, repo_id, views, sorted({short_name(seed.name) for seed in seeds}))
     queues: list[list[tuple[str, DocumentRef, str, Document]]] = []
     for seed in seeds:
