@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Any
 
+from github import GithubException
 from github.PullRequest import PullRequest
 from github.Repository import Repository as GithubRepository
 
@@ -95,10 +96,11 @@ def run_overlay(context: Context, job: Job) -> None:
     if details is None or github_repo.id != repo.id:
         log.info("%s is now another repository; not indexing its pull request", repo.name, extra=extra)
         return
-    pull = github_repo.get_pull(number)
-    if pull.state != "open":
+    pull = _pull(github_repo, number)
+    if pull is None or pull.state != "open":
         _drop(context, repo.id, number)
-        log.info("pull request #%d is %s; its overlay is dropped", number, pull.state, extra=extra)
+        log.info("pull request #%d is %s; its overlay is dropped", number, pull.state if pull else "gone",
+                 extra=extra)
         return
     size = details.get("size")
     try:
@@ -156,11 +158,22 @@ def run_drop_overlay(context: Context, job: Job) -> None:
     repo, number = job_repository(payload), int(payload["number"])
     extra = {"delivery": job.delivery, "job": job.id, "repo": repo.name, "repo_id": repo.id, "number": number}
     github_repo = context.app.client(repo.installation).get_repo(repo.name)
-    if github_repo.id == repo.id and github_repo.get_pull(number).state == "open":
+    pull = _pull(github_repo, number) if github_repo.id == repo.id else None
+    if pull is not None and pull.state == "open":
         log.info("not dropping the overlay of pull request #%d: it is open again", number, extra=extra)
         return
     _drop(context, repo.id, number)
     log.info("dropped the overlay of pull request #%d", number, extra=extra)
+
+
+def _pull(github_repo: GithubRepository, number: int) -> PullRequest | None:
+    """The pull request as GitHub has it now; None when GitHub no longer has it (404)."""
+    try:
+        return github_repo.get_pull(number)
+    except GithubException as error:
+        if error.status == 404:
+            return None
+        raise
 
 
 def _drop(context: Context, repo_id: int, number: int) -> None:
