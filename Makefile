@@ -11,7 +11,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# Index this repository on the embedded default and ask it a question in Korean.
+# Index this repository on the embedded default and ask it a question in Korean. The index goes to the
+# per-user data folder (RAGCODE_HOME overrides it), where every later `ragcode` command finds it.
 demo: $(VENV)/.installed
 	$(BIN)/ragcode index . --repo local/ragcode
 	$(BIN)/ragcode ask "GitHub 앱 설치 토큰을 캐시하는 함수" --repo local/ragcode

@@ -16,12 +16,13 @@ import git
 
 from bot import logs
 from bot.config import ConfigError, Settings, load_settings
-from bot.documents import Repository
+from bot.documents import BranchState, Repository
 from bot.runtime import Runtime
 from bot.store.base import StoreError
 
 log = logging.getLogger(__name__)
 
+PROGRESS_SECONDS = 10.0  # the most often a stage prints a progress line when stderr is not a terminal
 _REMOTE = re.compile(r"^(?:https?://(?:[^@/]+@)?|ssh://(?:[^@/]+@)?|[^@/]+@)([^/:]+)[:/](.+?)(?:\.git)?/?$")
 
 
@@ -47,7 +48,9 @@ def open_repository(path: str) -> git.Repo:
     """The git repository at ``path``."""
     try:
         return git.Repo(path)
-    except (git.NoSuchPathError, git.InvalidGitRepositoryError):
+    except git.NoSuchPathError:
+        raise UsageError(f"{path}: does not exist") from None
+    except git.InvalidGitRepositoryError:
         raise UsageError(f"{path}: not a git repository") from None
 
 
@@ -88,26 +91,48 @@ def pick_branch(runtime: Runtime, repo: Repository, branch: str | None) -> str:
 
 
 class _Bar:
-    """A terminal progress bar per stage (hidden when stderr is not a terminal)."""
+    """Progress per stage on stderr: a bar on a terminal, else one line (``ragcode: summarizing 120/969``)
+    when a stage starts, at most every PROGRESS_SECONDS while it runs, and when it ends, for logs."""
 
     def __init__(self) -> None:
-        from tqdm import tqdm
-
-        self._tqdm = tqdm
+        self._terminal = sys.stderr.isatty()
         self._bars: dict[str, Any] = {}
+        self._latest: dict[str, tuple[int, int]] = {}  # stage -> (done, total) last reported by the run
+        self._printed: dict[str, tuple[float, int]] = {}  # stage -> (when, done) last printed
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        self._latest[stage] = (done, total)
+        if self._terminal:
+            self._draw(stage, done, total)
+            return
+        printed = self._printed.get(stage)
+        now = time.monotonic()
+        if printed is None or done >= total or now - printed[0] >= PROGRESS_SECONDS:
+            self._line(stage, done, total, now)
+
+    def _draw(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
         bar = self._bars.get(stage)
         if bar is None:
-            bar = self._bars[stage] = self._tqdm(total=total, desc=f"{stage:<11}", unit="", file=sys.stderr,
-                                                 disable=None, leave=True, dynamic_ncols=True)
+            bar = self._bars[stage] = tqdm(total=total, desc=f"{stage:<11}", unit="", file=sys.stderr,
+                                           leave=True, dynamic_ncols=True)
         bar.total = total
         bar.n = done
         bar.refresh()
 
+    def _line(self, stage: str, done: int, total: int, now: float) -> None:
+        print(f"ragcode: {stage} {done}/{total}", file=sys.stderr, flush=True)
+        self._printed[stage] = (now, done)
+
     def close(self) -> None:
+        """Finish the bars; a stage that stopped short of its total (failures) still gets its last line."""
         for bar in self._bars.values():
             bar.close()
+        for stage, (done, total) in self._latest.items():
+            printed = self._printed.get(stage)
+            if not self._terminal and printed is not None and printed[1] != done:
+                self._line(stage, done, total, time.monotonic())
 
 
 def command_index(settings: Settings, args: argparse.Namespace) -> int:
@@ -149,20 +174,24 @@ def _html_url(runtime: Runtime, repo: str) -> str:
 
 def command_search(settings: Settings, args: argparse.Namespace) -> int:
     """``ragcode search``."""
-    if bool(args.query) == bool(args.queries):
+    if (args.query is None) == (args.queries is None):
         raise UsageError("search: give either QUERY or --queries FILE")
+    if args.query is not None:
+        _check_query("search", args.query)
+    if args.k < 1:
+        raise UsageError(f"-k: must be at least 1, not {args.k}")
     from bot.commands.retrieve import hit_json, retrieve
 
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, read_only=True)
     try:
         repo = find_repository(runtime, args.repo, args.repo_id)
         branch = pick_branch(runtime, repo, args.branch)
-        state = runtime.store.branch_state(repo.id, branch)
-        if state is None:
-            raise UsageError(f"{repo.name}@{branch}: not indexed")
+        state = _indexed_state(runtime, repo, branch)
         html_url = _html_url(runtime, repo.name)
-        queries = [{"id": None, "query": args.query}] if args.query else _read_queries(args.queries)
-        runtime.embedder.embed_query("warm-up")  # models load once, outside the timed part
+        queries = [{"id": None, "query": args.query}] if args.query is not None else _read_queries(args.queries)
+        # Models, Kiwi and the branch's vectors load here, once: took_ms is only the answering of each query.
+        runtime.warm_up(generation=False)
+        runtime.store.vector_search(repo.id, branch, runtime.embedder.embed_query("warm up"), 1)
         for item in queries:
             started = time.perf_counter()
             hits = retrieve(runtime, repo.id, branch, item["query"], k=args.k)
@@ -185,6 +214,20 @@ def command_search(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_query(command: str, query: str) -> None:
+    """A blank query is a usage error."""
+    if not query.strip():
+        raise UsageError(f"{command}: QUERY is blank")
+
+
+def _indexed_state(runtime: Runtime, repo: Repository, branch: str) -> BranchState:
+    """The branch's indexed state, or a usage error saying it is not indexed."""
+    state = runtime.store.branch_state(repo.id, branch)
+    if state is None:
+        raise UsageError(f"{repo.name}@{branch}: not indexed")
+    return state
+
+
 def _read_queries(path: str) -> list[dict[str, Any]]:
     queries = []
     try:
@@ -199,18 +242,22 @@ def _read_queries(path: str) -> list[dict[str, Any]]:
             queries.append({"id": item["id"], "query": str(item["query"])})
         except (json.JSONDecodeError, KeyError, TypeError):
             raise UsageError(f"--queries: {path} line {number} is not an object with id and query") from None
+        if not queries[-1]["query"].strip():
+            raise UsageError(f"--queries: {path} line {number} has a blank query")
     return queries
 
 
 def command_ask(settings: Settings, args: argparse.Namespace) -> int:
     """``ragcode ask``."""
+    _check_query("ask", args.query)
     from bot.commands.answer import answer
     from bot.commands.retrieve import hit_json
 
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, read_only=True)
     try:
         repo = find_repository(runtime, args.repo, args.repo_id)
         branch = pick_branch(runtime, repo, args.branch)
+        _indexed_state(runtime, repo, branch)
         html_url = _html_url(runtime, repo.name)
         reply = answer(runtime, repo, branch, args.query, html_url=html_url)
     finally:
@@ -219,13 +266,25 @@ def command_ask(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps({"answer_markdown": reply.markdown, "references": [
             hit_json(hit, html_url, reply.commit) for hit in reply.hits], "llm": reply.llm}, ensure_ascii=False))
     else:
-        print(reply.markdown)
+        print_reply(reply.markdown)
     return 0
+
+
+def print_reply(markdown: str) -> None:
+    """The reply exactly as posted on GitHub when stdout is a pipe or a file; readable text on a terminal."""
+    if not sys.stdout.isatty():
+        print(markdown)
+        return
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    # hyperlinks=False prints each permalink's address after its text, so every terminal shows it
+    Console().print(Markdown(markdown, hyperlinks=False))
 
 
 def command_status(settings: Settings, args: argparse.Namespace) -> int:
     """``ragcode status``."""
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, read_only=True)
     try:
         repositories: dict[int, dict[str, Any]] = {}
         for state in runtime.store.all_branch_states():
@@ -266,20 +325,28 @@ def _queue_state(settings: Settings) -> tuple[dict[str, int], list[dict[str, Any
 def command_serve(settings: Settings, args: argparse.Namespace) -> int:
     """``ragcode serve``."""
     if not settings.github_webhook_secret:
-        raise ConfigError("GITHUB_WEBHOOK_SECRET: required by `ragcode serve`")
+        raise ConfigError("GITHUB_WEBHOOK_SECRET: required by `ragcode serve` (with GITHUB_APP_ID and "
+                          "GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_PATH)")
     from bot.webhooks.app import serve
 
     serve(settings, args.host, args.port)
     return 0
 
 
+CONFIG_HELP = "settings file (default: ragcode.toml in the data folder, RAGCODE_HOME)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="ragcode", description="Ask your repositories for code, in Korean or English.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    parser.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    # --config is also accepted after the sub-command; SUPPRESS keeps a sub-command from resetting it to None
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=CONFIG_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    index = commands.add_parser("index", help="index a git repository (incrementally)")
+    index = commands.add_parser("index", parents=[common], help="index a git repository (incrementally)")
     index.add_argument("path")
     index.add_argument("--repo", help="OWNER/NAME (default: from the origin remote, else local/<folder>)")
     index.add_argument("--repo-id", type=int, help="the repository's numeric GitHub id (default: the indexed "
@@ -289,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--json", action="store_true")
     index.set_defaults(run=command_index)
 
-    search = commands.add_parser("search", help="retrieve relevant functions")
+    search = commands.add_parser("search", parents=[common], help="retrieve relevant functions")
     search.add_argument("query", nargs="?")
     search.add_argument("--queries", help="file of JSON lines {id, query}")
     search.add_argument("--repo", required=True)
@@ -299,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true")
     search.set_defaults(run=command_search)
 
-    ask = commands.add_parser("ask", help="retrieve and generate an answer")
+    ask = commands.add_parser("ask", parents=[common], help="retrieve and generate an answer")
     ask.add_argument("query")
     ask.add_argument("--repo", required=True)
     ask.add_argument("--repo-id", type=int, help="the repository's numeric id, when two share a name")
@@ -307,12 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true")
     ask.set_defaults(run=command_ask)
 
-    serve = commands.add_parser("serve", help="run the GitHub App webhook service")
+    serve = commands.add_parser("serve", parents=[common], help="run the GitHub App webhook service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(run=command_serve)
 
-    status = commands.add_parser("status", help="what is indexed, and the job queue")
+    status = commands.add_parser("status", parents=[common], help="what is indexed, and the job queue")
     status.add_argument("--json", action="store_true")
     status.set_defaults(run=command_status)
     return parser
@@ -323,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(logging.INFO if args.verbose else logging.WARNING)
     try:
-        settings = load_settings()
+        settings = load_settings(toml_path=Path(args.config) if args.config else None)
         status: int = args.run(settings, args)
         return status
     except (ConfigError, UsageError) as error:

@@ -1,4 +1,4 @@
-"""Settings from environment variables and an optional ``ragcode.toml``, validated once at start-up."""
+"""Settings from environment variables and an optional ``ragcode.toml`` in the data folder, validated once at start-up."""
 
 from __future__ import annotations
 
@@ -8,20 +8,29 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
 DEFAULT_REGIONS = ("us-east-1", "us-west-2", "ap-northeast-1", "eu-central-1")
 DEFAULT_BEDROCK_MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 MAX_FILE_BYTES_CEILING = 8 * 1024 * 1024
+CONFIG_NAME = "ragcode.toml"
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 class ConfigError(ValueError):
     """A missing or invalid setting; the message names the variable."""
 
 
+def default_home() -> Path:
+    """The per-user data folder (``~/.local/share/ragcode`` on Linux); ``RAGCODE_HOME`` overrides it."""
+    return platformdirs.user_data_path("ragcode")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of ragcode; see the configuration table in the README."""
 
-    home: Path = Path(".ragcode")
+    home: Path = field(default_factory=default_home)
     store: str = "local"
     opensearch_url: str = ""
     opensearch_user: str = ""
@@ -144,21 +153,16 @@ def _convert(attr: str, kind: Any, raw: Any) -> Any:
 
 
 def load_settings(environ: dict[str, str] | None = None, toml_path: Path | None = None) -> Settings:
-    """Read settings from ``ragcode.toml`` (if present) overlaid by the environment; validate them."""
+    """Read settings from ``toml_path`` (else ``ragcode.toml`` in the data folder, if present) overlaid by the
+    environment; validate them. The working directory is never read: a cloned repository cannot set them."""
     env = os.environ if environ is None else environ
-    raw: dict[str, Any] = {}
-    toml_file = toml_path or Path("ragcode.toml")
-    if toml_file.is_file():
-        try:
-            data = tomllib.loads(toml_file.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-            raise ConfigError(f"{toml_file}: not valid TOML ({error})") from None
-        known = {f.name for f in fields(Settings)} | {k.lower() for k in _ALIASES}
-        for key, value in data.items():
-            key = key.lower().removeprefix("ragcode_")
-            if key not in known:
-                raise ConfigError(f"{toml_file}: unknown key {key!r}")
-            raw[_ALIASES.get(key.upper(), key)] = value
+    if toml_path is not None and not toml_path.is_file():
+        raise ConfigError(f"--config: {toml_path} {'is not a file' if toml_path.exists() else 'does not exist'}")
+    if "RAGCODE_HOME" in env and not env["RAGCODE_HOME"].strip():
+        raise ConfigError("RAGCODE_HOME: empty; unset it for the per-user data folder or name a folder")
+    home = _convert("home", Path, env["RAGCODE_HOME"]) if "RAGCODE_HOME" in env else default_home()
+    toml_file = toml_path or home / CONFIG_NAME
+    raw = _read_toml(toml_file) if toml_file.is_file() else {}
     for f in fields(Settings):
         name = variable_name(f.name)
         if name in env:
@@ -170,6 +174,28 @@ def load_settings(environ: dict[str, str] | None = None, toml_path: Path | None 
     settings = Settings(**values)
     _validate(settings)
     return settings
+
+
+def _read_toml(toml_file: Path) -> dict[str, Any]:
+    """Settings by attribute from a ``ragcode.toml``; a bad file is a ConfigError naming it."""
+    try:
+        with toml_file.open("rb") as handle:
+            text = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(text) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{toml_file}: larger than {MAX_CONFIG_BYTES} bytes")
+        data = tomllib.loads(text.decode("utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{toml_file}: cannot read it ({error.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{toml_file}: not valid TOML ({error})") from None
+    known = {f.name for f in fields(Settings)} | {k.lower() for k in _ALIASES}
+    raw: dict[str, Any] = {}
+    for key, value in data.items():
+        key = key.lower().removeprefix("ragcode_")
+        if key not in known:
+            raise ConfigError(f"{toml_file}: unknown key {key!r}")
+        raw[_ALIASES.get(key.upper(), key)] = value
+    return raw
 
 
 def _validate(settings: Settings) -> None:

@@ -17,16 +17,17 @@ from bot.store.base import Store
 
 @dataclass
 class Runtime:
-    """Everything a command or a worker needs; models load on first use."""
+    """Everything a command or a worker needs; models load on first use (or in ``warm_up``)."""
 
     settings: Settings
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    read_only: bool = False  # a command that only reads: an index that does not exist yet is not created
 
     @cached_property
     def store(self) -> Store:
         """The index store."""
         with self._lock:
-            return make_store(self.settings)
+            return make_store(self.settings, create=not self.read_only)
 
     @cached_property
     def text_model(self) -> TextModel:
@@ -40,15 +41,17 @@ class Runtime:
         with self._lock:
             return make_embedder(self.settings)
 
-    def warm_up(self) -> None:
-        """Load the store, the models and the Korean analyzer now rather than on first use."""
+    def warm_up(self, *, generation: bool = True) -> None:
+        """Load the store, the models and the Korean analyzer now rather than on first use
+        (``generation=False``: only what answering a search needs)."""
         from bot.text import kiwi
 
         self.store.ping()
-        self.text_model.usage()
         self.embedder.embed_query("warm up")
-        self.embedder.embed_documents(["warm up"])
         kiwi()
+        if generation:
+            self.text_model.usage()
+            self.embedder.embed_documents(["warm up"])
 
     def close(self) -> None:
         """Close the store if it was opened."""

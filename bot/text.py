@@ -47,13 +47,17 @@ def words_of_identifier(identifier: str) -> str:
 
 
 def kiwi() -> Kiwi:
-    """The process-wide Kiwi analyzer (loading it takes a second, so it is made once)."""
+    """The process-wide Kiwi analyzer, fully loaded (it takes seconds, so it is made once)."""
     global _kiwi
     with _kiwi_lock:
         if _kiwi is None:
             from kiwipiepy import Kiwi
 
-            _kiwi = Kiwi()
+            analyzer = Kiwi()
+            # Kiwi builds its model inside the first tokenize, not in the constructor: do it here, so
+            # a warm-up really loads it and the first Korean query is not the one that pays.
+            analyzer.tokenize("한국어")
+            _kiwi = analyzer
         return _kiwi
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from bot.cli import PROGRESS_SECONDS
 
 SOURCE = '''def retry_request(url: str, attempts: int = 3) -> bytes:
     """요청이 실패하면 지정한 횟수만큼 다시 시도한다."""
@@ -27,10 +31,17 @@ class Inventory:
 '''
 
 
-def ragcode(*args: str, home: Path, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "RAGCODE_HOME": str(home), **(env or {})}
+def environment(home: Path | None, env: dict | None = None) -> dict[str, str]:
+    """The test's environment with ``RAGCODE_HOME`` (None: unset, so the per-user default applies)."""
+    variables = {key: value for key, value in os.environ.items() if key != "RAGCODE_HOME"}
+    if home is not None:
+        variables["RAGCODE_HOME"] = str(home)
+    return {**variables, **(env or {})}
+
+
+def ragcode(*args: str, home: Path | None, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=cwd,
-                          env=environment, timeout=300)
+                          env=environment(home, env), timeout=300)
 
 
 @pytest.fixture
@@ -111,13 +122,204 @@ def test_second_run_is_incremental(indexed, tmp_path):
 
 
 @pytest.mark.parametrize(("args", "env", "message"), [
-    (("index", "/nonexistent/path"), {}, "/nonexistent/path: not a git repository"),
+    (("index", "/nonexistent/path"), {}, "/nonexistent/path: does not exist"),
+    (("index", "/"), {}, "/: not a git repository"),
     (("status",), {"RAGCODE_LLM": "gpt-9"}, "RAGCODE_LLM"),
     (("status",), {"RAGCODE_STORE": "opensearch"}, "OPENSEARCH_URL"),
     (("search", "x", "--repo", "acme/none"), {}, "acme/none: not indexed"),
-    (("serve",), {"GITHUB_WEBHOOK_SECRET": ""}, "GITHUB_WEBHOOK_SECRET"),
+    (("serve",), {"GITHUB_WEBHOOK_SECRET": ""}, "GITHUB_WEBHOOK_SECRET: required by `ragcode serve` (with "
+                                                 "GITHUB_APP_ID and GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_PATH)"),
+    (("search", "   ", "--repo", "acme/none"), {}, "search: QUERY is blank"),
+    (("search", "", "--repo", "acme/none"), {}, "search: QUERY is blank"),
+    (("ask", "", "--repo", "acme/none"), {}, "ask: QUERY is blank"),
+    (("ask", " \t", "--repo", "acme/none"), {}, "ask: QUERY is blank"),
+    (("search", "x", "--repo", "acme/none", "-k", "0"), {}, "-k: must be at least 1, not 0"),
+    (("search", "x", "--repo", "acme/none", "-k", "-3"), {}, "-k: must be at least 1, not -3"),
+    (("--config", "/nonexistent/ragcode.toml", "status"), {}, "--config: /nonexistent/ragcode.toml does not exist"),
+    (("status", "--config", "/nonexistent/ragcode.toml"), {}, "--config: /nonexistent/ragcode.toml does not exist"),
+    (("ask", "x", "--repo", "acme/none"), {}, "acme/none: not indexed"),
 ])
 def test_bad_usage_and_configuration_exit_2_with_one_line(tmp_path, args, env, message):
     result = ragcode(*args, home=tmp_path / "home", cwd=tmp_path, env=env)
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [("-k", "0"), ("-k", "-3"), ("--branch", "main", "-k", "0")])
+def test_k_below_one_is_refused_on_an_indexed_repository(indexed, tmp_path, args):
+    _, home, _ = indexed
+    result = ragcode("search", "재시도 로직", "--repo", "acme/service", *args, home=home, cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("ragcode: -k: must be at least 1")
+
+
+def test_blank_query_in_a_queries_file_is_a_usage_error(indexed, tmp_path):
+    _, home, _ = indexed
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text('{"id": "q1", "query": "재고 예약"}\n{"id": "q2", "query": "  "}\n', encoding="utf-8")
+    result = ragcode("search", "--queries", str(queries), "--repo", "acme/service", "--json", home=home,
+                     cwd=tmp_path)
+    assert result.returncode == 2 and "line 2 has a blank query" in result.stderr
+
+
+def test_ask_on_an_unindexed_branch_is_a_usage_error(indexed, tmp_path):
+    _, home, _ = indexed
+    result = ragcode("ask", "재고", "--repo", "acme/service", "--branch", "develop", home=home, cwd=tmp_path)
+    assert result.returncode == 2 and "acme/service@develop: not indexed" in result.stderr
+
+
+# the data folder and the configuration file
+
+
+def test_read_only_commands_create_no_data_folder(tmp_path):
+    home = tmp_path / "home"
+    commands = [("status",), ("status", "--json"), ("search", "x", "--repo", "acme/none"),
+                ("search", "x", "--repo", "acme/none", "--branch", "main", "--json"),
+                ("ask", "x", "--repo", "acme/none"), ("ask", "x", "--repo", "acme/none", "--branch", "main")]
+    for args in commands:
+        result = ragcode(*args, home=home, cwd=tmp_path)
+        assert result.returncode == (0 if args[0] == "status" else 2), result.stderr
+        if args[0] == "status":
+            assert "nothing indexed yet" in result.stdout or '"repositories": []' in result.stdout
+        else:
+            assert "not indexed" in result.stderr
+    assert not home.exists()
+    home.mkdir()
+    for args in commands:
+        ragcode(*args, home=home, cwd=tmp_path)
+    assert list(home.iterdir()) == [], "not even an empty index in an existing folder"
+
+
+def test_default_data_folder_is_per_user_and_shared_by_every_working_directory(tmp_path, make_repo):
+    repo = make_repo("service")
+    repo.write("svc/net.py", SOURCE)
+    repo.commit()
+    data = tmp_path / "xdg-data"
+    xdg = {"XDG_DATA_HOME": str(data)}
+    assert ragcode("status", home=None, cwd=tmp_path, env=xdg).stdout.startswith("nothing indexed yet")
+    assert not data.exists(), "status creates nothing"
+    result = ragcode("index", str(repo.path), "--repo", "acme/service", home=None, cwd=repo.path, env=xdg)
+    assert result.returncode == 0, result.stderr
+    assert (data / "ragcode" / "index" / "ragcode.sqlite3").is_file()
+    assert not (repo.path / ".ragcode").exists() and not (tmp_path / ".ragcode").exists()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    status = json.loads(ragcode("status", "--json", home=None, cwd=elsewhere, env=xdg).stdout)
+    assert [entry["repo"] for entry in status["repositories"]] == ["acme/service"]
+
+
+def test_ragcode_toml_in_the_working_directory_is_ignored(indexed, tmp_path):
+    _, home, _ = indexed
+    cloned = tmp_path / "cloned"  # a repository someone else controls, where the user runs ragcode
+    cloned.mkdir()
+    (cloned / "ragcode.toml").write_text(
+        'llm = "openai"\nopenai_base_url = "http://127.0.0.1:9/v1"\nopenai_model = "exfiltrate"\n')
+    result = ragcode("ask", "재고를 예약하는 코드", "--repo", "acme/service", "--json", home=home, cwd=cloned,
+                     env={"RAGCODE_OPENAI_API_KEY": "sk-the-users-own", "RAGCODE_MIN_SCORE": "0"})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["llm"] == "offline"
+
+
+def _result_names(result: subprocess.CompletedProcess) -> list[str]:
+    assert result.returncode == 0, result.stderr
+    return [hit["name"] for hit in json.loads(result.stdout)["results"]]
+
+
+def test_ragcode_toml_comes_from_the_data_folder_or_config(indexed, tmp_path):
+    _, home, _ = indexed
+    search = ("search", "재시도 로직", "--repo", "acme/service", "--json")
+    strict, lenient = tmp_path / "strict.toml", tmp_path / "lenient.toml"
+    strict.write_text("min_score = 1.0\n")
+    lenient.write_text("min_score = 0.0\n")
+    assert _result_names(ragcode("--config", str(strict), *search, home=home, cwd=tmp_path)) == []
+    assert _result_names(ragcode(*search, "--config", str(strict), home=home, cwd=tmp_path)) == []
+    assert len(_result_names(ragcode("--config", str(lenient), *search, home=home, cwd=tmp_path))) == 3
+    assert len(_result_names(ragcode(*search, "--config", str(lenient), home=home, cwd=tmp_path))) == 3
+    (home / "ragcode.toml").write_text("min_score = 1.0\n")
+    assert _result_names(ragcode(*search, home=home, cwd=tmp_path)) == []
+    assert len(_result_names(ragcode(*search, home=home, cwd=tmp_path, env={"RAGCODE_MIN_SCORE": "0"}))) == 3
+
+
+# output for people: a terminal, a pipe, a log
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+
+
+def on_terminal(*args: str, home: Path, cwd: Path, env: dict | None = None) -> str:
+    """Run ragcode with stdout on a pseudo-terminal; what the terminal shows, without escape sequences."""
+    primary, secondary = os.openpty()
+    with open(cwd / "terminal-stderr.txt", "wb") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "bot", *args], stdout=secondary, stderr=stderr,
+                                   stdin=subprocess.DEVNULL, cwd=cwd,
+                                   env=environment(home, {"COLUMNS": "240", "TERM": "xterm-256color", **(env or {})}))
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # EIO: the program closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    assert process.wait(300) == 0, (cwd / "terminal-stderr.txt").read_text()
+    return _ANSI.sub("", b"".join(chunks).decode("utf-8")).replace("\r\n", "\n")
+
+
+def test_ask_prints_readable_text_on_a_terminal_and_the_markdown_to_a_pipe(indexed, tmp_path):
+    _, home, _ = indexed
+    ask = ("ask", "요청이 실패하면 다시 시도하는 함수", "--repo", "acme/service")
+    env = {"RAGCODE_MIN_SCORE": "0"}
+    markdown = json.loads(ragcode(*ask, "--json", home=home, cwd=tmp_path, env=env).stdout)["answer_markdown"]
+    assert "<details>" in markdown and "retry\\_request" in markdown, "what GitHub receives is unchanged"
+
+    piped = ragcode(*ask, home=home, cwd=tmp_path, env=env)
+    assert piped.returncode == 0 and piped.stdout == markdown + "\n", "a pipe gets the exact Markdown"
+
+    shown = on_terminal(*ask, home=home, cwd=tmp_path, env=env)
+    for markup in ("<details>", "</details>", "<summary>", "<sub>", "\\_", "\\(", "&lt;", "```", "####", "]("):
+        assert markup not in shown, f"{markup!r} on the terminal:\n{shown}"
+    assert "retry_request" in shown and "Inventory.reserve_stock" in shown
+    assert "def retry_request(url: str, attempts: int = 3) -> bytes:" in shown, "the code is shown as code"
+    assert "https://github.com/acme/service/blob/" in shown, "permalinks stay visible"
+
+
+def test_progress_is_logged_in_lines_when_stderr_is_not_a_terminal(tmp_path, make_repo):
+    repo = make_repo("service")
+    repo.write("svc/net.py", SOURCE)
+    for number in range(400):  # chunking reports every 200 files and writing every 256 documents
+        repo.write(f"notes/{number:03}.txt", "note\n")
+    repo.commit()
+    result = ragcode("index", str(repo.path), "--repo", "acme/service", "--json", home=tmp_path / "home",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    seconds = json.loads(result.stdout)["seconds"]
+    lines = result.stderr.splitlines()
+    assert all(re.fullmatch(r"ragcode: (chunking|summarizing|embedding|writing) \d+/\d+", line) for line in lines), lines
+    chunking = [line for line in lines if " chunking " in line]
+    assert chunking[0] == "ragcode: chunking 200/401" and chunking[-1] == "ragcode: chunking 401/401"
+    for stage in ("chunking", "summarizing", "embedding", "writing"):
+        reported = [line.split()[-1].split("/") for line in lines if f" {stage} " in line]
+        assert reported and reported[-1][0] == reported[-1][1], f"{stage} ends with a line at its total"
+        assert len(reported) <= 2 + seconds // PROGRESS_SECONDS, "a line at most every PROGRESS_SECONDS"
+
+
+KOREAN_QUERIES = ["재시도 로직", "재고를 예약하는 코드", "요청이 실패하면 다시 시도", "성공 여부를 돌려주는 함수",
+                  "지정한 횟수만큼 반복", "주문 수량 확인", "시간 초과 오류 처리"]
+
+
+def test_took_ms_of_the_first_korean_query_excludes_loading(indexed, tmp_path):
+    _, home, _ = indexed
+    queries = tmp_path / "korean.jsonl"
+    queries.write_text("".join(json.dumps({"id": n, "query": q}, ensure_ascii=False) + "\n"
+                               for n, q in enumerate(KOREAN_QUERIES)), encoding="utf-8")
+    result = ragcode("search", "--queries", str(queries), "--repo", "acme/service", "--json", home=home,
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    took = [json.loads(line)["took_ms"] for line in result.stdout.splitlines()]
+    assert len(took) == len(KOREAN_QUERIES)
+    first, rest = took[0], statistics.median(took[1:])
+    # loading Kiwi inside the first query costs 1-2 s on an idle machine (5 s on a busy one)
+    assert first < 1000 and first <= max(5 * rest, 250), took

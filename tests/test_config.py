@@ -1,19 +1,20 @@
-"""Configuration: environment, ragcode.toml, and one clear line per bad setting."""
+"""Configuration: environment, ragcode.toml (data folder or --config, never the working directory), and one
+clear line per bad setting."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from bot.config import DEFAULT_REGIONS, ConfigError, load_settings
+from bot.config import DEFAULT_REGIONS, MAX_CONFIG_BYTES, ConfigError, Settings, load_settings
 
 
-def test_defaults(tmp_path):
-    settings = load_settings({}, tmp_path / "none.toml")
+def test_defaults(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    settings = load_settings({})
     assert (settings.store, settings.llm, settings.embedder, settings.summary_lang) == (
         "local", "offline", "local", "ko")
-    assert settings.home == Path(".ragcode") and settings.bedrock_regions == DEFAULT_REGIONS
+    assert settings.home == tmp_path / "data" / "ragcode", "the per-user data folder (XDG on Linux)"
+    assert Settings().home == settings.home and settings.bedrock_regions == DEFAULT_REGIONS
     assert settings.bedrock_concurrency == 8 and settings.github_api_url == "https://api.github.com"
 
 
@@ -36,7 +37,7 @@ def test_environment_overrides_toml(tmp_path):
 ])
 def test_bad_settings_name_the_variable(tmp_path, env, names):
     with pytest.raises(ConfigError, match=names):
-        load_settings(env, tmp_path / "none.toml")
+        load_settings({"RAGCODE_HOME": str(tmp_path), **env})
 
 
 def test_unknown_toml_key_is_an_error(tmp_path):
@@ -55,9 +56,58 @@ def test_unknown_toml_key_is_an_error(tmp_path):
 ])
 def test_bad_limits_name_the_variable(tmp_path, env, name):
     with pytest.raises(ConfigError, match=name):
-        load_settings(env, tmp_path / "none.toml")
+        load_settings({"RAGCODE_HOME": str(tmp_path), **env})
 
 
 def test_limits_are_read_from_the_environment(tmp_path):
-    settings = load_settings({"RAGCODE_MAX_RUN_UNITS": "500", "RAGCODE_MAX_CONTEXT_CHARS": "300"}, tmp_path / "n.toml")
+    settings = load_settings({"RAGCODE_HOME": str(tmp_path), "RAGCODE_MAX_RUN_UNITS": "500",
+                              "RAGCODE_MAX_CONTEXT_CHARS": "300"})
     assert (settings.max_run_units, settings.max_context_chars, settings.max_file_units) == (500, 300, 2_000)
+
+
+def test_toml_is_read_from_the_data_folder(tmp_path):
+    (tmp_path / "ragcode.toml").write_text('summary_lang = "en"\n')
+    settings = load_settings({"RAGCODE_HOME": str(tmp_path)})
+    assert settings.summary_lang == "en" and settings.home == tmp_path
+
+
+def test_toml_in_the_working_directory_is_ignored(tmp_path, monkeypatch):
+    # a cloned repository must not be able to send the user's API key to a server of its choosing
+    (tmp_path / "ragcode.toml").write_text(
+        'llm = "openai"\nopenai_base_url = "https://attacker.example/v1"\nopenai_model = "steal"\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    settings = load_settings({"RAGCODE_OPENAI_API_KEY": "sk-users-own"})
+    assert settings.llm == "offline" and settings.openai_base_url == ()
+    assert load_settings({"RAGCODE_HOME": str(tmp_path / "home")}).openai_base_url == ()
+
+
+def test_explicit_config_must_exist(tmp_path):
+    with pytest.raises(ConfigError, match=r"--config: .*missing\.toml does not exist"):
+        load_settings({"RAGCODE_HOME": str(tmp_path)}, tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match="is not a file"):
+        load_settings({"RAGCODE_HOME": str(tmp_path)}, tmp_path)
+
+
+def test_explicit_config_wins_over_the_data_folder_and_can_move_it(tmp_path):
+    (tmp_path / "ragcode.toml").write_text('summary_lang = "en"\n')
+    other = tmp_path / "other.toml"
+    other.write_text(f'home = "{tmp_path / "elsewhere"}"\n')
+    settings = load_settings({}, other)
+    assert settings.home == tmp_path / "elsewhere" and settings.summary_lang == "ko"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (b"x" * (MAX_CONFIG_BYTES + 1), "larger than"),
+    (b'summary_lang = "\xff"', "not valid TOML"),
+    (b"summary_lang = ", "not valid TOML"),
+])
+def test_hostile_toml_is_one_clear_error(tmp_path, text, message):
+    (tmp_path / "ragcode.toml").write_bytes(text)
+    with pytest.raises(ConfigError, match=f"ragcode.toml: {message}"):
+        load_settings({"RAGCODE_HOME": str(tmp_path)})
+
+
+def test_empty_home_is_an_error_not_the_working_directory(tmp_path):
+    with pytest.raises(ConfigError, match="RAGCODE_HOME"):
+        load_settings({"RAGCODE_HOME": " "})

@@ -335,3 +335,14 @@ def test_serve_refuses_to_start_without_a_webhook_secret(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "GITHUB_WEBHOOK_SECRET" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_serve_loads_every_model_before_it_listens(tmp_path, github, keys):
+    # start() returns at the first /healthz that answers: by then the models and Kiwi must be loaded, so the
+    # first /ragcode after a start-up is not the one that waits for them
+    server = Server(tmp_path / "home", github, keys[0]).start()
+    try:
+        log = server.log.read_text()
+    finally:
+        server.stop()
+    assert "models loaded" in log, log

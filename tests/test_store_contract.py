@@ -50,7 +50,7 @@ def _opensearch() -> Iterator[Store]:
     if not os.environ.get("OPENSEARCH_URL"):
         pytest.skip("OPENSEARCH_URL is not set; set it (and OPENSEARCH_USER/PASSWORD) to run against a cluster")
     prefix = f"ragcode-test-{uuid.uuid4().hex[:12]}"
-    settings = dataclasses.replace(load_settings(dict(os.environ), toml_path=Path("/nonexistent")),
+    settings = dataclasses.replace(load_settings(dict(os.environ)),
                                    store="opensearch", opensearch_index_prefix=prefix)
     store = OpenSearchStore(settings)
     try:

@@ -16,13 +16,15 @@ from bot.config import ConfigError, Settings
 from bot.github.client import GitHubApp, check_app_settings
 from bot.github.mirror import MirrorError, Mirrors, auth_env, branch_head
 from bot.indexer.pipeline import IndexReport
+from bot.queue import JobSpec
 from bot.webhooks import checks, installation
-from bot.webhooks.app import create_app
+from bot.webhooks.app import create_app, router
 from bot.webhooks.router import Event
 from bot.webhooks.signature import sign, verify
 from tests.github_standin import (
     WEBHOOKS,
     GitHubStandIn,
+    Repo,
     comment_payload,
     example,
     generate_private_key,
@@ -127,6 +129,91 @@ def test_bad_or_missing_signatures_get_401_and_queue_nothing(paused, source, sig
 )
 def test_malformed_bodies_get_400(paused, body):
     assert post(paused, "push", body=body).status_code == 400
+
+
+DEEP = 100_000
+
+
+def _deep_list() -> str:
+    return "[" * DEEP + "]" * DEEP
+
+
+def _deep_object() -> str:
+    return '{"a":' * DEEP + "1" + "}" * DEEP
+
+
+def _with(payload: dict, path: tuple[str, ...], value: object) -> dict:
+    """A copy of ``payload`` with the field at ``path`` set to ``value``."""
+    copy = json.loads(json.dumps(payload))
+    target = copy
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return copy
+
+
+def _hostile_bodies(repo) -> dict[str, tuple[str, bytes]]:
+    """Signed bodies that cannot be parsed or routed, by name: (event, body)."""
+    push = push_payload(repo, INSTALLATION, "main", "0" * 40, "a" * 40)
+    comment = comment_payload(repo, INSTALLATION, "/ragcode 재고를 예약하는 코드")
+    installed = installation_payload([repo], INSTALLATION)
+    text = json.dumps(push)
+    return {
+        "nested list 100k deep": ("push", _deep_list().encode()),
+        "nested object 100k deep": ("push", _deep_object().encode()),
+        "deep value in ref": ("push", text.replace('"refs/heads/main"', _deep_list()).encode()),
+        "deep comment body": ("issue_comment", json.dumps(_with(comment, ("comment", "body"), "BODY")).replace(
+            '"BODY"', _deep_object()).encode()),
+        "number longer than Python parses": ("push", text.replace(
+            f'"id": {INSTALLATION}', '"id": 1' + "0" * 5000).encode()),
+        "installation.id a string": ("push", json.dumps(_with(push, ("installation", "id"), str(INSTALLATION))).encode()),
+        "installation.id a boolean": ("push", json.dumps(_with(push, ("installation", "id"), True)).encode()),
+        "installation.id negative": ("push", json.dumps(_with(push, ("installation", "id"), -1)).encode()),
+        "installation.id beyond 64 bits": ("push", json.dumps(_with(push, ("installation", "id"), 2**64)).encode()),
+        "installation a list": ("push", json.dumps(_with(push, ("installation",), [INSTALLATION])).encode()),
+        "repository a string": ("push", json.dumps(_with(push, ("repository",), "acme/widgets")).encode()),
+        "issue.number a string": ("issue_comment", json.dumps(_with(comment, ("issue", "number"), "1")).encode()),
+        "comment.id a float": ("issue_comment", json.dumps(_with(comment, ("comment", "id"), 4242.5)).encode()),
+        "comment a list": ("issue_comment", json.dumps(_with(comment, ("comment",), [])).encode()),
+        "repositories of numbers": ("installation", json.dumps(_with(installed, ("repositories",), [1, 2])).encode()),
+        "repositories a string": ("installation", json.dumps(_with(installed, ("repositories",), "all")).encode()),
+        "lone surrogate in ref": ("push", text.replace('"refs/heads/main"', '"refs/heads/\\ud800"').encode()),
+        "lone surrogate in the name": ("push", text.replace('"acme/widgets"', '"acme/\\udc00"').encode()),
+        "lone surrogate in the command": ("issue_comment", json.dumps(_with(comment, ("comment", "body"), "BODY")).replace(
+            '"BODY"', '"/ragcode \\udfff"').encode()),
+        "UTF-16": ("push", text.encode("utf-16")),
+        "Latin-1": ("push", json.dumps(push, ensure_ascii=False).replace("main", "ma\u00efn").encode("latin-1")),
+        "UTF-8 with a BOM": ("push", b"\xef\xbb\xbf" + text.encode()),
+    }
+
+
+HOSTILE = sorted(_hostile_bodies(Repo("acme/widgets", "file:///nowhere")))
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_signed_bodies_that_cannot_be_parsed_or_routed_get_400_never_5xx(paused, source, name):
+    event, body = _hostile_bodies(source[1])[name]
+    response = post(paused, event, body=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]
+    assert paused.app.state.queue.counts() == {"queued": 0, "running": 0, "parked": 0}
+    valid = {"push": push_payload(source[1], INSTALLATION, "main", "0" * 40, "a" * 40),
+             "issue_comment": comment_payload(source[1], INSTALLATION, "/ragcode 재고를 예약하는 코드"),
+             "installation": installation_payload([source[1]], INSTALLATION)}[event]
+    assert post(paused, event, valid).status_code == 202, "the unchanged payload is routable"
+
+
+def test_a_handler_tripping_over_a_payload_gets_400_not_500(paused, source):
+    # a handler that reads the payload without checking it (as a future one might) cannot turn a bad
+    # delivery into a 5xx: the event name is this test's own, so no real route changes
+    @router.register("ragcode_test_careless")
+    def careless(event: Event) -> list[JobSpec]:
+        return [JobSpec("index", event.data["repository"]["full_name"], {"id": event.data["repository"]["id"] + 1})]
+
+    assert post(paused, "ragcode_test_careless", {"repository": "acme/widgets"}).status_code == 400
+    assert post(paused, "ragcode_test_careless", {"repository": {"id": "7"}}).status_code == 400
+    assert post(paused, "ragcode_test_careless", {}).status_code == 400
+    assert paused.app.state.queue.counts()["queued"] == 0
 
 
 def test_missing_delivery_or_event_headers_get_400(paused):

@@ -141,7 +141,9 @@ class LocalStore:
     (least recently used branches are unloaded and reload from their snapshot when searched again).
     """
 
-    def __init__(self, directory: Path, *, cache_bytes: int = 1 << 30) -> None:
+    def __init__(self, directory: Path, *, cache_bytes: int = 1 << 30, create: bool = True) -> None:
+        """Open the index in ``directory``; without ``create`` a missing index reads as an empty one and
+        nothing is written to disk (read-only commands leave no data folder behind)."""
         self.directory = Path(directory)
         self.cache_bytes = cache_bytes
         self._local = threading.local()
@@ -149,9 +151,13 @@ class LocalStore:
         self._guard = threading.Lock()  # the maps below
         self._indexes: OrderedDict[str, _Vectors] = OrderedDict()
         self._scope_locks: dict[str, threading.Lock] = {}
+        self._database: Path | str = self.directory / "ragcode.sqlite3"
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            (self.directory / "faiss").mkdir(exist_ok=True)
+            if not create and not Path(self._database).is_file():
+                self._database = ":memory:"  # each thread's connection gets its own empty schema
+            else:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                (self.directory / "faiss").mkdir(exist_ok=True)
             self._migrate(self._db())
         except (OSError, sqlite3.Error) as error:
             raise StoreError(f"RAGCODE_HOME: cannot open the index in {self.directory}: {error}") from error
@@ -160,11 +166,12 @@ class LocalStore:
         """This thread's connection."""
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.directory / "ragcode.sqlite3", check_same_thread=False, isolation_level=None,
-                                 timeout=30)
+            db = sqlite3.connect(self._database, check_same_thread=False, isolation_level=None, timeout=30)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=30000")
+            if self._database == ":memory:":
+                self._migrate(db)
             self._local.db = db
             with self._guard:
                 self._connections.append(db)

@@ -62,8 +62,8 @@ def create_app(settings: Settings) -> Starlette:
         if not event_name or not delivery or len(delivery) > 200:
             return _outcome(event_name, "bad_request", 400, {"error": "missing X-GitHub-Event or X-GitHub-Delivery"})
         try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            data = json.loads(body.decode("utf-8"))
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deep, a number too long
             return _outcome(event_name, "bad_request", 400, {"error": "body is not JSON", "delivery": delivery})
         if not isinstance(data, dict):
             return _outcome(event_name, "bad_request", 400, {"error": "body is not a JSON object", "delivery": delivery})
@@ -76,6 +76,11 @@ def create_app(settings: Settings) -> Starlette:
         except BadPayload as error:
             log.info("bad payload: %s", error, extra=extra)
             return _outcome(event_name, "bad_request", 400, {"error": str(error), "delivery": delivery})
+        except (LookupError, TypeError, ValueError, AttributeError, RecursionError):
+            # a handler tripped over a shape it did not expect: still the body's fault, logged for a fix
+            log.warning("payload not routable", exc_info=True, extra=extra)
+            return _outcome(event_name, "bad_request", 400, {"error": "payload has an unexpected shape",
+                                                             "delivery": delivery})
         if not specs:
             log.info("ignored %s%s", event_name, f".{event.action}" if event.action else "", extra=extra)
             return _outcome(event_name, "ignored", 200, {"delivery": delivery, "ignored": True})

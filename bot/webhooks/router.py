@@ -73,4 +73,11 @@ def field(data: Any, *path: str, kind: type | tuple[type, ...] = str) -> Any:
         value = value[key]
     if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
         raise BadPayload(f"field {'.'.join(path)} has the wrong type")
+    if isinstance(value, int) and not 0 < value < 2**63:  # GitHub's ids and numbers are positive 64-bit
+        raise BadPayload(f"field {'.'.join(path)} is out of range")
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape: not text GitHub sends
+            raise BadPayload(f"field {'.'.join(path)} is not valid text") from None
     return value
