@@ -1,4 +1,7 @@
-"""Measure chunking throughput over a real source tree (default: this venv's site-packages)."""
+"""Measure chunking throughput over a real source tree (default: this venv's site-packages).
+
+Each file is read, decoded, redacted (secrets) and chunked, as the indexer does; redaction's share is printed too.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.indexer.chunker import chunk_file, language_for  # noqa: E402
+from bot.indexer.secrets import redact  # noqa: E402
 
 MAX_BYTES = 512 * 1024
 TARGET_LINES_PER_SECOND = 100_000
@@ -30,18 +34,24 @@ def source_files(root: str) -> list[str]:
 
 
 def main() -> int:
-    """Read, decode and chunk every supported file, then print the throughput."""
+    """Read, decode, redact and chunk every supported file, then print the throughput."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("root", nargs="?", default=sysconfig.get_paths()["purelib"])
     root = parser.parse_args().root
     paths = source_files(root)
-    lines = units = 0
+    lines = units = redacted = 0
+    redact_cpu = 0.0
     by_language: dict[str, int] = {}
     started, cpu_started = time.perf_counter(), time.process_time()
     for path in paths:
         with open(path, "rb") as handle:
             source = handle.read().decode("utf-8", errors="replace")
-        chunks = chunk_file(os.path.relpath(path, root), source)
+        relative = os.path.relpath(path, root)
+        before = time.process_time()
+        source, found = redact(source, relative)
+        redact_cpu += time.process_time() - before
+        redacted += found
+        chunks = chunk_file(relative, source)
         lines += source.count("\n") + (not source.endswith("\n") and bool(source))
         units += len(chunks)
         if chunks:
@@ -53,6 +63,7 @@ def main() -> int:
     print(f"files:      {len(paths)}  ({', '.join(f'{k} {v}' for k, v in sorted(by_language.items()))})")
     print(f"lines:      {lines}")
     print(f"units:      {units}")
+    print(f"redacted:   {redacted} secrets, {redact_cpu:.2f} s cpu ({lines / max(redact_cpu, 1e-9):,.0f} lines/s)")
     print(f"seconds:    {seconds:.2f} wall, {cpu_seconds:.2f} cpu")
     print(
         f"lines/s:    {rate:,.0f} wall, {cpu_rate:,.0f} cpu (cpu time is the figure to trust on a busy machine)"

@@ -145,13 +145,17 @@ def command_index(settings: Settings, args: argparse.Namespace) -> int:
     name, _ = remote_identity(repository)
     repo_name = args.repo or name or f"local/{Path(repository.working_tree_dir or args.path).resolve().name}"
     from bot.indexer.pipeline import index_branch
+    from bot.repo_config import CONFIG_PATH, load_config
 
+    config = load_config(repository, commit, settings)  # the repository's own .github/ragcode.yml, as on GitHub
+    for error in config.errors:
+        print(f"ragcode: {CONFIG_PATH}: {error}; the default is used", file=sys.stderr)
     runtime = Runtime(settings)
     bar = _Bar()
     try:
         repo = find_repository(runtime, repo_name, args.repo_id)
         report = index_branch(runtime, repository, repo, branch_of(repository, args.ref), commit, full=args.full,
-                              progress=bar)
+                              options=config.options, progress=bar)
     finally:
         bar.close()
         runtime.close()

@@ -21,6 +21,11 @@ class ConfigError(ValueError):
     """A missing or invalid setting; the message names the variable."""
 
 
+class LimitExceeded(RuntimeError):
+    """Work refused because it is over an operator's limit; the message names the setting and nothing internal,
+    so it may be shown on GitHub."""
+
+
 def default_home() -> Path:
     """The per-user data folder (``~/.local/share/ragcode`` on Linux); ``RAGCODE_HOME`` overrides it."""
     return platformdirs.user_data_path("ragcode")
@@ -86,7 +91,10 @@ class Settings:
     repo_rate_limit_per_hour: int = 120
     job_max_attempts: int = 5
     job_backoff_seconds: float = 10.0
-    webhook_max_bytes: int = 25 * 1024 * 1024
+    webhook_max_bytes: int = 5 * 1024 * 1024  # GitHub caps deliveries at 25 MB; pushes over a few MB are rare
+    webhook_read_timeout: float = 10.0  # seconds a delivery's body may take to arrive
+    webhook_max_reads: int = 32  # deliveries whose bodies are being received at once; more get 503
+    max_connections: int = 256  # connections `serve` holds at once; more get 503
     index_cache_mb: int = 1024  # most vectors (MB) the embedded store keeps loaded in memory across branches
     fetch_timeout: float = 600.0  # seconds a git fetch of a repository may take
     max_repo_mb: int = 4096  # larger repositories are not fetched or indexed
@@ -205,7 +213,7 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"{variable_name(attr)}: {value!r} is not one of {', '.join(choices)}")
     for attr in ("bedrock_concurrency", "bedrock_max_attempts", "max_file_bytes", "max_unit_lines", "top_k",
                  "candidates", "workers", "bedrock_embed_dimension", "index_cache_mb", "max_repo_mb",
-                 "max_summaries_per_run", "max_unit_chars", "max_header_chars", "max_context_chars",
+                 "max_summaries_per_run", "webhook_max_bytes", "webhook_max_reads", "max_connections", "max_unit_chars", "max_header_chars", "max_context_chars",
                  "max_file_units", "max_file_unit_chars", "max_run_units", "max_run_unit_chars",
                  "openai_embed_max_bytes"):
         if getattr(settings, attr) < 1:

@@ -1,4 +1,9 @@
-"""Per-repository configuration: ``.github/ragcode.yml`` on the default branch, validated, defaults on error."""
+"""Per-repository configuration: ``.github/ragcode.yml`` on the default branch, validated, defaults on error.
+
+The file comes from anyone who can push to the default branch, so it is bounded like any other input: its size,
+its YAML (no anchors or aliases, little nesting), the number and length of its patterns; and it can only lower
+the operator's limits, never raise them.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,11 @@ PERMISSIONS = ("read", "triage", "write", "maintain", "admin")
 LANGUAGES = ("ko", "en")
 KEYS = ("include", "exclude", "branches", "summary_lang", "command_permission", "max_file_bytes", "rate_limit_per_hour")
 UNITS = {"": 1, "b": 1, "kb": 1024, "k": 1024, "mb": 1024 * 1024, "m": 1024 * 1024}
+MAX_CONFIG_BYTES = 64 * 1024
+MAX_DEPTH = 8  # nesting of YAML collections
+MAX_PATTERNS = {"include": 200, "exclude": 200, "branches": 20}
+MAX_PATTERN_CHARS = 300
+MAX_WILDCARDS = 16  # per pattern: fnmatch's regex grows with each
 
 
 @dataclass(frozen=True)
@@ -45,10 +55,15 @@ def defaults(settings: Settings) -> RepoConfig:
 def parse_config(text: str, settings: Settings) -> RepoConfig:
     """Validate the YAML text; each invalid key is reported and keeps its default."""
     base = defaults(settings)
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_CONFIG_BYTES:
+        return _with_errors(base, [f"{CONFIG_PATH} is larger than {MAX_CONFIG_BYTES // 1024} KB"])
     try:
-        data = yaml.safe_load(text)
+        problem = _structure_problem(text)
+        data = None if problem else yaml.safe_load(text)
     except yaml.YAMLError as error:
         return _with_errors(base, [f"{CONFIG_PATH} is not valid YAML: {_first_line(error)}"])
+    if problem:
+        return _with_errors(base, [f"{CONFIG_PATH}: {problem}"])
     if data is None:
         return base
     if not isinstance(data, dict):
@@ -59,8 +74,10 @@ def parse_config(text: str, settings: Settings) -> RepoConfig:
     branches = _globs(data, "branches", errors)
     summary_lang = _choice(data, "summary_lang", LANGUAGES, base.options.summary_lang, errors)
     permission = _choice(data, "command_permission", PERMISSIONS, base.command_permission, errors)
-    max_bytes = _size(data, "max_file_bytes", base.options.max_file_bytes, errors)
-    rate = _count(data, "rate_limit_per_hour", base.rate_limit_per_hour, errors)
+    max_bytes = _at_most(_size(data, "max_file_bytes", base.options.max_file_bytes, errors),
+                         base.options.max_file_bytes, "max_file_bytes", errors)
+    rate = _at_most(_count(data, "rate_limit_per_hour", base.rate_limit_per_hour, errors),
+                    base.rate_limit_per_hour, "rate_limit_per_hour", errors)
     options = IndexOptions(include=include, exclude=exclude, max_file_bytes=max_bytes, summary_lang=summary_lang)
     return RepoConfig(options, branches, permission, rate, tuple(errors))
 
@@ -71,6 +88,8 @@ def load_config(repo: git.Repo, ref: str, settings: Settings) -> RepoConfig:
         blob = repo.commit(ref).tree / CONFIG_PATH
     except (KeyError, ValueError, git.BadName):
         return defaults(settings)
+    if blob.size > MAX_CONFIG_BYTES:
+        return _with_errors(defaults(settings), [f"{CONFIG_PATH} is larger than {MAX_CONFIG_BYTES // 1024} KB"])
     data = blob.data_stream.read()
     try:
         text = data.decode("utf-8")
@@ -82,6 +101,29 @@ def load_config(repo: git.Repo, ref: str, settings: Settings) -> RepoConfig:
 def _with_errors(config: RepoConfig, errors: list[str]) -> RepoConfig:
     return RepoConfig(config.options, config.branches, config.command_permission, config.rate_limit_per_hour,
                       tuple(errors))
+
+
+def _structure_problem(text: str) -> str:
+    """What makes the YAML unsafe to load (aliases can expand exponentially, deep nesting costs recursion)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            return "anchors and aliases are not supported"
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return f"nested more than {MAX_DEPTH} levels deep"
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return ""
+
+
+def _at_most(value: int, limit: int, key: str, errors: list[str]) -> int:
+    """``value`` capped at the operator's ``limit`` (a repository can lower a limit, never raise it)."""
+    if value > limit:
+        errors.append(f"`{key}` is capped at the operator's limit of {limit}")
+        return limit
+    return value
 
 
 def _first_line(error: Exception) -> str:
@@ -96,6 +138,14 @@ def _globs(data: dict[str, Any], key: str, errors: list[str]) -> tuple[str, ...]
         value = [value]
     if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
         errors.append(f"`{key}` must be a list of glob patterns")
+        return ()
+    if len(value) > MAX_PATTERNS[key]:
+        errors.append(f"`{key}` has {len(value)} patterns; at most {MAX_PATTERNS[key]} are allowed")
+        return ()
+    bad = [item for item in value if len(item) > MAX_PATTERN_CHARS or sum(item.count(c) for c in "*?[") > MAX_WILDCARDS]
+    if bad:
+        errors.append(f"`{key}` has patterns longer than {MAX_PATTERN_CHARS} characters or with more than "
+                      f"{MAX_WILDCARDS} wildcards")
         return ()
     return tuple(item.strip() for item in value)
 

@@ -6,7 +6,8 @@ and the parameters pass botocore's ``ParamValidator`` against the operation's in
 structure of real recorded responses (Converse ``output/stopReason/usage/metrics``, Titan v2
 ``embedding/embeddingsByType/inputTextTokenCount``, the real 400 body for an invalid model id).
 Each region has a latency, a concurrency limit (429 ThrottlingException above it) and can be down (503).
-Summaries are deterministic: derived from the ``Name:``/``이름:`` line of the prompt, in Korean when asked.
+Summaries are deterministic: derived from the ``Name:``/``이름:`` line of the prompt and the docstring of the code
+in it, in Korean when asked.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ ERROR_NAMESPACE = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
 _CREDENTIAL = re.compile(r"Credential=[^/,\s]+/(\d{8})/([^/]+)/([^/]+)/aws4_request")
 _NAME_LINE = re.compile(r"^(?:Name|이름): (.+)$", re.M)
 _REFERENCE_LINE = re.compile(r"^\[\d+\] \S+ \([^)]*\) — (.+)$", re.M)
+_FENCED = re.compile(r"^(`{3,}|~{3,})[^\n]*\n(.*?)^\1[ \t]*$", re.M | re.S)
+_DOCSTRING = re.compile(r'"""(.*?)"""|\'\'\'(.*?)\'\'\'|/\*\*?(.*?)\*/', re.S)
 
 
 def _recorded(relative: str) -> dict[str, Any]:
@@ -62,11 +65,24 @@ def _route(operation: OperationModel) -> re.Pattern[str]:
 ROUTES = [(SERVICE.operation_model(name), _route(SERVICE.operation_model(name))) for name in SERVICE.operation_names]
 
 
-def standin_summary(name: str, korean: bool) -> str:
-    """The summary text the stand-in gives for function ``name``."""
+def standin_summary(name: str, korean: bool, doc: str = "") -> str:
+    """The summary text the stand-in gives for function ``name`` whose code documents itself with ``doc``."""
     if korean:
-        return f"`{name}` 함수는 입력을 검사하고 결과를 반환합니다. 부수 효과는 없습니다."
-    return f"`{name}` checks its inputs and returns a result. It has no side effects."
+        return f"`{name}` 함수는 입력을 검사하고 결과를 반환합니다. 부수 효과는 없습니다." + (f" 설명: {doc}" if doc else "")
+    return f"`{name}` checks its inputs and returns a result. It has no side effects." + (f" {doc}" if doc else "")
+
+
+def summary_request(prompt: str) -> tuple[str, str] | None:
+    """``(function name, its docstring)`` of a summary prompt; the docstring is "" when the code has none."""
+    found = _NAME_LINE.search(prompt)
+    if not found:
+        return None
+    blocks = _FENCED.findall(prompt)
+    code = blocks[-1][1] if blocks else ""  # the unit's own code comes last, after any enclosing context
+    documented = _DOCSTRING.search(code)
+    text = next((part for part in documented.groups() if part), "") if documented else ""
+    doc = " ".join(line.strip().lstrip("*").strip() for line in text.splitlines()).strip()
+    return found.group(1).strip(), " ".join(doc.split())
 
 
 def standin_vector(text: str, dimension: int) -> np.ndarray:
@@ -114,6 +130,8 @@ class BedrockStandin:
         self.reject_names = reject_names or set()  # functions whose prompt gets a 400 ValidationException
         self.stats = {name: RegionStats() for name in regions}
         self.errors: list[str] = []  # requests that failed validation (a client bug if not empty)
+        self.prompts: list[str] = []  # the user message of every Converse request served
+        self.embedded: list[str] = []  # every text embedded, in answer order
         self._lock = threading.Lock()
         standin = self
 
@@ -262,15 +280,17 @@ class BedrockStandin:
         user = "".join(block.get("text", "") for m in params["messages"] for block in m["content"])
         system = "".join(block.get("text", "") for block in params.get("system", []))
         korean = "한국어" in system + user
+        with self._lock:
+            self.prompts.append(user)
         if "<summary>" in user:
-            found = _NAME_LINE.search(user)
-            if not found:
+            request = summary_request(user)
+            if request is None:
                 raise self._fail("summary prompt without a name line")
-            name = found.group(1).strip()
+            name, doc = request
             if name in self.reject_names:
                 raise _Reply(400, {"message": "Input is too long for requested model."}, "ValidationException")
             preamble = "다음은 요약입니다:" if korean else "Here is the summary:"
-            text = f"{preamble}\n<summary>{standin_summary(name, korean)}</summary>"
+            text = f"{preamble}\n<summary>{standin_summary(name, korean, doc)}</summary>"
         else:
             name = ""
             used = ", ".join(_REFERENCE_LINE.findall(user)) or "-"
@@ -316,6 +336,7 @@ class BedrockStandin:
             stats = self.stats[region]
             stats.ok += 1
             stats.input_tokens += tokens
+            self.embedded.append(text)
         response = {key: copy.deepcopy(value) for key, value in TITAN_TEMPLATE["parsed_body"].items()
                     if key not in ("embedding", "embeddingsByType")}
         response["embedding"] = vector.tolist()

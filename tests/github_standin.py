@@ -24,6 +24,7 @@ from tests.shared_data import DATA as SHARED_DATA
 
 SPEC_PATH = SHARED_DATA / "github-openapi" / "api.github.com.subset.json"
 PREFIX = "/api/v3"  # served like GitHub Enterprise Server, so GITHUB_API_URL with a path is exercised
+MAX_COMMENT_CHARS = 65_536  # GitHub answers 422 "body is too long (maximum is 65536 characters)" above this
 _openapi: OpenAPI | None = None
 _openapi_lock = threading.Lock()
 
@@ -94,6 +95,7 @@ class GitHubStandIn:
         self.comments: list[dict[str, Any]] = []
         self.reactions: list[dict[str, Any]] = []
         self.deleted_installations: set[int] = set()
+        self.refuse_comments: list[str] = []  # the next comment posts get 422 with these messages, in order
         self.lock = threading.Lock()
         self._ids = itertools.count(1000)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -178,6 +180,11 @@ class GitHubStandIn:
             self.errors.append(message)
         return status, {"message": message, "documentation_url": "https://docs.github.com/rest"}
 
+    def _invalid(self, resource: str, field_name: str, message: str) -> tuple[int, Any]:
+        """GitHub's 422 body (the OpenAPI ``validation-error`` schema) for one invalid field."""
+        return 422, {"message": "Validation Failed", "documentation_url": "https://docs.github.com/rest",
+                     "errors": [{"resource": resource, "code": "custom", "field": field_name, "message": message}]}
+
     def _authenticate(self, path: str, header: str) -> str | None:
         scheme, _, credential = header.partition(" ")
         if path.startswith("/app"):
@@ -193,7 +200,7 @@ class GitHubStandIn:
         if scheme.lower() not in ("token", "bearer"):
             return None
         grant = self.tokens.get(credential)
-        if grant is None or grant[1] <= time.time():
+        if grant is None or grant[1] <= time.time() or grant[0] in self.deleted_installations:
             return None
         return f"installation:{grant[0]}"
 
@@ -204,7 +211,8 @@ class GitHubStandIn:
                          "created_at": _now(), "updated_at": _now(), "permissions": {}, "events": []}
         match = re.fullmatch(r"/app/installations/(\d+)/access_tokens", path)
         if method == "POST" and match and int(match[1]) in self.deleted_installations:
-            return self._error(404, f"installation {match[1]} does not exist")
+            # GitHub's answer for an uninstalled App: expected by the App, so not recorded as a client error
+            return 404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}
         if method == "POST" and match:
             token = "ghs_" + secrets.token_hex(18)
             expires = time.time() + self.token_ttl
@@ -248,6 +256,13 @@ class GitHubStandIn:
             legacy = {"maintain": "write", "triage": "read"}.get(role, role)
             return 200, {"permission": legacy, "role_name": role, "user": _user(match[1])}
         match = re.fullmatch(r"/issues/(\d+)/comments", rest)
+        if method == "POST" and match and len(body["body"]) > MAX_COMMENT_CHARS:
+            self._error(422, f"POST {rest}: comment body of {len(body['body'])} characters")
+            return self._invalid("IssueComment", "body", f"body is too long (maximum is {MAX_COMMENT_CHARS} characters)")
+        if method == "POST" and match and self.refuse_comments:
+            with self.lock:
+                message = self.refuse_comments.pop(0)
+            return self._invalid("IssueComment", "body", message)
         if method == "POST" and match:
             comment_id = next(self._ids)
             comment = {"id": comment_id, "repo": repo.full_name, "issue": int(match[1]), "body": body["body"],

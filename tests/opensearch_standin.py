@@ -56,14 +56,18 @@ class StandIn:
     """The cluster state and the request log of one stand-in."""
 
     def __init__(self, plugins: tuple[str, ...] = ("analysis-nori", "opensearch-knn"),
-                 basic_auth: str | None = None) -> None:
+                 basic_auth: str | None = None, list_plugins: bool = True) -> None:
         self.plugins = plugins
+        self.list_plugins = list_plugins  # False: the user may not list plugins (403), as on restricted clusters
         self.basic_auth = basic_auth  # "user:password" every request must carry, when set
         self.indices: dict[str, dict[str, Any]] = {}  # name -> {"body": create body, "docs": {id: source}}
         self.problems: list[str] = []  # spec violations in requests or responses
         self.requests: list[tuple[str, str]] = []  # (operation, index)
         self.fail_once: dict[str, int] = {}  # document id -> status of its next bulk item, then success
         self.fail_always: dict[str, tuple[int, str]] = {}  # document id -> (status, error type)
+        # indices whose next existence check answers 404 although they exist: another instance creates them
+        # between a client's check and its create
+        self.created_meanwhile: set[str] = set()
         self.lock = threading.Lock()
 
     # --- spec checks ---
@@ -263,6 +267,8 @@ class StandIn:
                                      "minimum_index_compatibility_version": "7.0.0"},
                          "tagline": "The OpenSearch Project: https://opensearch.org/"}, "info"
         if parts == ["_cat", "plugins"]:
+            if not self.list_plugins:
+                raise ApiError(403, "security_exception", "no permissions for [cluster:monitor/nodes/info]")
             return 200, [{"name": "node-1", "component": p, "version": "2.19.0"} for p in self.plugins], "cat"
         if parts == ["_bulk"]:
             self.check_request("bulk", body)
@@ -271,6 +277,9 @@ class StandIn:
         self.requests.append((method + " " + "/".join(["{index}", *parts[1:]]), index))
         if len(parts) == 1:
             if method == "HEAD":
+                if index in self.created_meanwhile:
+                    self.created_meanwhile.discard(index)
+                    return 404, None, "exists"
                 return (200 if index in self.indices else 404), None, "exists"
             if method == "PUT":
                 self.check_request("indices.create", body)

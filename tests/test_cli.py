@@ -323,3 +323,19 @@ def test_took_ms_of_the_first_korean_query_excludes_loading(indexed, tmp_path):
     first, rest = took[0], statistics.median(took[1:])
     # loading Kiwi inside the first query costs 1-2 s on an idle machine (5 s on a busy one)
     assert first < 1000 and first <= max(5 * rest, 250), took
+
+
+def test_index_follows_the_repositorys_own_configuration(tmp_path, make_repo):
+    repo = make_repo("configured")
+    repo.write("src/app.py", "def keep():\n    return 1\n")
+    repo.write("scripts/tool.py", "def drop():\n    return 2\n")
+    repo.write(".github/ragcode.yml", "exclude: ['scripts/**', '.github/**']\nsummary_lang: en\ncolour: blue\n")
+    repo.commit()
+    home = tmp_path / "home"
+    result = ragcode("index", str(repo.path), "--repo", "acme/configured", "--json", home=home, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "unknown key `colour`" in result.stderr
+    found = ragcode("search", "keep drop", "--repo", "acme/configured", "--json", home=home, cwd=tmp_path,
+                    env={"RAGCODE_MIN_SCORE": "0"})
+    paths = {r["path"] for r in json.loads(found.stdout)["results"]}
+    assert paths == {"src/app.py"}

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import random
+import string
+from pathlib import Path
+
 import pytest
 
 from bot.indexer.filters import IndexOptions, content_skip_reason, decode, path_skip_reason
@@ -16,6 +22,12 @@ KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\nabcdef\n-----END RSA P
     ("node_modules/x/index.js", "vendored or generated"), ("vendor/lib.go", "vendored or generated"),
     ("static/app.min.js", "generated (minified or bundled)"), ("api/user_pb2.py", "vendored or generated"),
     ("logo.png", "not source code"), ("src/app.py", None), ("cmd/main.go", None),
+    ("config/database.yml", "deployment configuration"), ("mysite/settings/production.py", "deployment configuration"),
+    ("infra/prod.tfvars", "deployment configuration"), ("settings_staging.py", "deployment configuration"),
+    ("src/main/resources/application-prod.properties", "deployment configuration"),
+    ("charts/api/values-prod.yaml", "deployment configuration"), ("config/production.json", "deployment configuration"),
+    ("charts/api/values.yaml", None), ("mysite/settings/base.py", None), ("src/live.py", None),
+    ("src/main/resources/application.properties", None),
 ])
 def test_path_rules(path, reason):
     assert path_skip_reason(path, IndexOptions()) == reason
@@ -56,3 +68,116 @@ def test_redacts_keys_and_tokens_keeping_line_count():
 def test_ordinary_code_is_left_alone():
     code = "def token_for(user):\n    return hashlib.sha1(user.encode()).hexdigest()\n"
     assert redact(code) == (code, 0)
+
+
+
+def fake(length: int, alphabet: str = string.ascii_letters + string.digits, seed: int = 7) -> str:
+    """A random-looking string built at run time (no real-looking token is written in this file)."""
+    rng = random.Random(f"{seed}:{length}:{alphabet}")
+    return "".join(rng.choice(alphabet) for _ in range(length))
+
+
+def jwt_like() -> str:
+    def part(data: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+    return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part({'sub': '42', 'name': 'Kim'})}.{fake(43, string.ascii_letters + '_-')}"
+
+
+HEX, UPPER = "0123456789abcdef", string.ascii_uppercase + string.digits
+# (file, line with the secret, the secret)
+SECRETS = [
+    ("app/ai.py", 'OPENAI_API_KEY = "{}"', "sk-" + "proj-" + fake(48, string.ascii_letters + string.digits + "_-")),
+    ("app/pay.py", "stripe.api_key = '{}'", "sk_" + "live_" + fake(24)),
+    ("app/chat.py", "SLACK = '{}'", "xoxb-" + fake(12, string.digits) + "-" + fake(13, string.digits) + "-" + fake(24)),
+    ("app/chat.py", 'WEBHOOK = "{}"', "https://hooks.slack.com/services/T" + fake(8, UPPER) + "/B" + fake(9, UPPER) + "/" + fake(24)),
+    ("ci/release.sh", "export GL_TOKEN={}", "glpat-" + fake(20, string.ascii_letters + string.digits + "-")),
+    ("web/.npmrc.js", "const registryToken = '{}';", "npm_" + fake(36)),
+    ("web/auth.ts", "const session = '{}';", jwt_like()),
+    ("app/db.py", 'DATABASE_URL = "postgres://app:{}@db.internal:5432/app"', fake(18, string.ascii_letters + string.digits + "!*")),
+    ("app/settings.py", 'SECRET_KEY = "{}"', "django-insecure-" + fake(40, string.ascii_lowercase + string.digits + "!@#^&*(-_=+)")),
+    ("app/util.py", '    secret = "{}"', fake(24, string.ascii_letters + string.digits + "+/")),
+    ("deploy/app.yaml", "  password: {}", fake(16, string.ascii_letters + string.digits + "%!")),
+    ("conf/db.properties", "db.password={}", fake(14)),
+    ("web/client.js", "  apiKey: '{}',", fake(32)),
+    ("cmd/main.go", '\ttoken := "{}"', fake(40, HEX)),
+    ("src/Mail.java", '    private static final String SENDGRID = "{}";', "SG." + fake(22) + "." + fake(43)),
+    ("src/sms.rb", "TWILIO = '{}'", "SK" + fake(32, HEX)),
+    ("tests/fixtures.py", 'FIXTURE = "{}"', fake(44, string.ascii_letters + string.digits + "+/")),
+]
+
+
+@pytest.mark.parametrize(("path", "template", "secret"), SECRETS, ids=[f"{p}:{t.split()[0]}" for p, t, _ in SECRETS])
+def test_vendor_tokens_credentials_and_secret_assignments_are_redacted(path, template, secret):
+    text = f"# before\n{template.format(secret)}\n# after\n"
+    redacted, count = redact(text, path)
+    assert secret not in redacted and count >= 1
+    assert "[REDACTED:" in redacted and redacted.count("\n") == text.count("\n")
+    assert redacted.startswith("# before\n") and redacted.endswith("# after\n")
+
+
+def test_a_key_in_an_escaped_string_is_redacted_but_a_pem_header_constant_is_code():
+    escaped = 'KEY = "-----BEGIN EC PRIVATE KEY-----\\nMHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY\\n-----END EC PRIVATE KEY-----"\n'
+    assert "MHcCAQEE" not in redact(escaped)[0]
+    parser = ('PEM_BEGIN = "-----BEGIN RSA PRIVATE KEY-----"\n\n\ndef is_pem(text):\n'
+              "    return text.startswith(PEM_BEGIN)\n")
+    assert redact(parser, "crypto/pem.py") == (parser, 0)
+
+
+ORDINARY = {
+    "python": '''
+def login(request, password: str) -> bool:
+    """Check the password of the user named in the request."""
+    token = request.headers.get("Authorization", "")
+    if password == "" or not token.startswith("Bearer "):
+        return False
+    secret_name = "payments-api-secret"
+    TOKEN_URL = "https://oauth2.googleapis.com/token"
+    tokenizer = AutoTokenizer.from_pretrained("bert-base-multilingual-cased")
+    key = "crypto_scalarmult_ed25519_SCALARBYTES"
+    PASSWORD_FIELD = "password_confirmation"
+    api_key = os.environ["PAYMENTS_API_KEY"]
+    return check_password_hash(user.password_hash, password)
+''',
+    "javascript": '''
+export function authHeader(store) {
+  const token = store.getItem("accessToken");
+  const secretPath = "config/secrets_v2.yaml";
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+''',
+    "java": '''
+public boolean authenticate(HttpServletRequest request) {
+    String password = request.getParameter("password");
+    String apiKey = config.getString("payments.apiKey");
+    return passwordEncoder.matches(password, user.getPasswordHash());
+}
+''',
+    "go": '''
+func bearer(r *http.Request) string {
+\ttoken := r.Header.Get("Authorization")
+\tsecretKey := os.Getenv("SECRET_KEY")
+\treturn strings.TrimPrefix(token, "Bearer ") + secretKey
+}
+''',
+    "yaml": '''
+database:
+  password: ${DB_PASSWORD}
+  password_file: /run/secrets/db_password
+secret_name: my-app-secret
+token_ttl: 3600
+''',
+}
+
+
+@pytest.mark.parametrize("language", ORDINARY)
+def test_ordinary_code_and_configuration_are_left_alone(language):
+    path = {"python": "app/auth.py", "javascript": "web/auth.js", "java": "src/Auth.java", "go": "auth.go",
+            "yaml": "deploy/app.yaml"}[language]
+    assert redact(ORDINARY[language], path) == (ORDINARY[language], 0)
+
+
+def test_this_projects_own_code_is_left_alone():
+    """Real functions: every module of ragcode itself goes through redaction unchanged."""
+    for path in sorted(Path(__file__).resolve().parents[1].joinpath("bot").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        assert redact(text, str(path)) == (text, 0), path

@@ -2,127 +2,26 @@
 
 from __future__ import annotations
 
-import json
-import re
+import random
 import socket
-import threading
-import time
-from collections import Counter
+import string
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
 
+from bot.commands.answer import answer
 from bot.config import Settings
 from bot.documents import Document, Hit, Repository, Unit
 from bot.embed.openai import OpenAIEmbedder
+from bot.indexer.pipeline import index_branch
 from bot.llm.openai import OpenAITextModel, endpoint
+from bot.runtime import Runtime
 from tests.bedrock_standin import standin_summary, standin_vector
+from tests.openai_standin import API_KEY, DIMENSION, EMBED_MODEL, MODEL, OpenAIStandin
 
-API_KEY = "sk-standin"
-DIMENSION = 48
-_NAME_LINE = re.compile(r"^(?:Name|이름): (.+)$", re.M)
-
-
-class OpenAIStandin:
-    """A threaded OpenAI-compatible server: chat completions and embeddings, with a limit and a key."""
-
-    def __init__(self, latency: float = 0.005, limit: int = 1_000, context_tokens: int = 1_000_000) -> None:
-        self.latency, self.limit = latency, limit
-        self.context_tokens = context_tokens  # an embedding model's window; tokens counted as UTF-8 bytes at worst
-        self.longest_input = 0
-        self.lock = threading.Lock()
-        self.counts: Counter[str] = Counter()
-        self.inflight = 0
-        self.batches: list[int] = []
-        standin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server naming
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-                status, payload = standin.handle(self.path, self.headers.get("Authorization", ""), body)
-                data = json.dumps(payload).encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def handle(self, path: str, authorization: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        with self.lock:
-            self.counts["requests"] += 1
-            if authorization != f"Bearer {API_KEY}":
-                self.counts["unauthorized"] += 1
-                return 401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}
-            if self.inflight >= self.limit:
-                self.counts["throttled"] += 1
-                return 429, {"error": {"message": "Rate limit reached", "type": "rate_limit_error"}}
-            self.inflight += 1
-        try:
-            time.sleep(self.latency)
-            if path == "/v1/chat/completions":
-                return 200, self.chat(body)
-            if path == "/v1/embeddings":
-                texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-                tokens = max(len(text.encode("utf-8")) for text in texts)
-                with self.lock:
-                    self.longest_input = max(self.longest_input, tokens)
-                if tokens > self.context_tokens:  # vLLM's answer to an input longer than the model's window
-                    return 400, {"object": "error", "type": "BadRequestError", "code": 400, "message": (
-                        f"This model's maximum context length is {self.context_tokens} tokens. However, you "
-                        f"requested {tokens} tokens in the input for embedding generation. Please reduce the "
-                        "length of the input.")}
-                return 200, self.embeddings(body)
-            return 404, {"error": {"message": f"no route {path}"}}
-        finally:
-            with self.lock:
-                self.inflight -= 1
-
-    def chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        system, user = (message["content"] for message in body["messages"])
-        assert body["model"] == "qwen2.5-coder:7b" and body["temperature"] == 0
-        korean = "한국어" in system + user
-        if "<summary>" in user:
-            name = _NAME_LINE.search(user).group(1)
-            content = f"<think>Let me read {name}.</think>\n<summary>{standin_summary(name, korean)}</summary>"
-            with self.lock:
-                self.counts[f"summary:{name}"] += 1
-        else:
-            content = "Here you go:\n\n```python\ndef generated():\n    return 42\n```"
-        with self.lock:
-            self.counts["ok"] += 1
-        return {"id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                             "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": len(user) // 4, "completion_tokens": len(content) // 4,
-                          "total_tokens": len(user) // 4 + len(content) // 4}}
-
-    def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
-        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        with self.lock:
-            self.counts["ok"] += 1
-            self.batches.append(len(texts))
-        rows = [{"object": "embedding", "index": i, "embedding": standin_vector(text, DIMENSION).tolist()}
-                for i, text in enumerate(texts)]
-        return {"object": "list", "model": body["model"], "data": rows[::-1],  # order is by "index", not position
-                "usage": {"prompt_tokens": sum(len(t) // 4 for t in texts), "total_tokens": 0}}
+APP = Repository(101, "acme/app", 1)
 
 
 @pytest.fixture
@@ -131,6 +30,7 @@ def servers() -> Iterator[list[OpenAIStandin]]:
     yield started
     for server in started:
         server.close()
+        assert server.errors == [], "the client sent requests the stand-in refuses"
 
 
 def closed_port_url() -> str:
@@ -141,8 +41,8 @@ def closed_port_url() -> str:
 
 def settings(bases: list[str], **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "llm": "openai", "embedder": "openai", "openai_base_url": tuple(bases), "openai_model": "qwen2.5-coder:7b",
-        "openai_embed_model": "nomic-embed-text", "openai_api_key": API_KEY, "bedrock_cooldown": 30.0,
+        "llm": "openai", "embedder": "openai", "openai_base_url": tuple(bases), "openai_model": MODEL,
+        "openai_embed_model": EMBED_MODEL, "openai_api_key": API_KEY, "bedrock_cooldown": 30.0,
     }
     values.update(overrides)
     return Settings(**values)
@@ -169,7 +69,7 @@ def test_summaries_spread_over_base_urls_with_bearer_key(servers: list[OpenAISta
     assert servers[0].counts["ok"] + servers[1].counts["ok"] == 40  # duplicates not sent again
     assert servers[0].counts["unauthorized"] == servers[1].counts["unauthorized"] == 0
     usage = model.usage()
-    assert set(usage) == set(bases) and sum(u["output_tokens"] for u in usage.values()) > 0
+    assert set(usage) == {"openai-1", "openai-2"} and sum(u["output_tokens"] for u in usage.values()) > 0
 
 
 def test_throttling_server_sheds_load(servers: list[OpenAIStandin]) -> None:
@@ -181,7 +81,7 @@ def test_throttling_server_sheds_load(servers: list[OpenAIStandin]) -> None:
     assert len(result.summaries) == 60 and not result.failed
     assert servers[0].counts["throttled"] > 0
     assert servers[0].counts["ok"] < servers[1].counts["ok"]
-    assert model.usage()[servers[0].url]["throttles"] == servers[0].counts["throttled"]
+    assert model.usage()["openai-1"]["throttles"] == servers[0].counts["throttled"]
 
 
 def test_unreachable_server_fails_over(servers: list[OpenAIStandin]) -> None:
@@ -189,7 +89,7 @@ def test_unreachable_server_fails_over(servers: list[OpenAIStandin]) -> None:
     model = OpenAITextModel(settings([dead, servers[0].url]))
     result = model.summarize(units(20), "en")
     assert len(result.summaries) == 20 and not result.failed
-    assert 1 <= model.usage()[dead]["errors"] <= 4
+    assert 1 <= model.usage()["openai-1"]["errors"] <= 4
     assert servers[0].counts["ok"] == 20
 
 
@@ -251,3 +151,46 @@ def test_embedding_inputs_are_cut_to_the_configured_bound() -> None:
             unbounded.embed_documents([hostile])
     finally:
         server.close()
+
+
+def test_metrics_and_usage_name_servers_by_position_never_by_url(servers: list[OpenAIStandin]) -> None:
+    model = OpenAITextModel(settings([s.url for s in servers]))
+    model.summarize(units(6), "en")
+    text = generate_latest().decode()
+    assert 'region="openai-1"' in text and 'region="openai-2"' in text
+    for server in servers:
+        assert server.url.removeprefix("http://") not in text  # internal addresses stay out of /metrics
+    assert set(model.usage()) == {"openai-1", "openai-2"}  # the check run's table of calls per region
+
+
+def test_no_secret_reaches_a_prompt_the_store_or_a_reply(servers: list[OpenAIStandin], make_repo, tmp_path) -> None:
+    rng = random.Random(11)
+
+    def fake(length: int, alphabet: str = string.ascii_letters + string.digits) -> str:
+        return "".join(rng.choice(alphabet) for _ in range(length))
+
+    stripe, openai_key, password = "sk_" + "live_" + fake(24), "sk-" + "proj-" + fake(48), fake(16) + "%!"
+    django, webhook = fake(50), "https://hooks.slack.com/services/T" + fake(9, string.ascii_uppercase) + "/B" + fake(9) + "/" + fake(24)
+    repo = make_repo()
+    repo.write("app/pay.py", f'STRIPE_KEY = "{stripe}"\n\n\ndef charge(amount):\n    """Charge the card."""\n'
+                             "    return stripe.Charge.create(amount=amount, api_key=STRIPE_KEY)\n")
+    repo.write("app/ai.py", f'def client():\n    """Build the model client."""\n    return OpenAI(api_key="{openai_key}")\n')
+    repo.write("deploy/app.yaml", f"database:\n  user: shop\n  password: {password}\nalerts: {webhook}\n")
+    repo.write("mysite/settings/production.py", f'SECRET_KEY = "{django}"\nDEBUG = False\n')
+    sha = repo.commit()
+    runtime = Runtime(settings([servers[0].url], home=tmp_path / "home", min_score=0.0))
+    try:
+        report = index_branch(runtime, repo.repo, APP, "main", sha)
+        servers[0].answer = f"Like this:\n\n```python\nSTRIPE_KEY = '{stripe}'\n```\n\nAlerts go to {webhook}"
+        reply = answer(runtime, APP, "main", "charge a card", html_url="https://github.com/acme/app")
+        stored = runtime.store.documents(APP.id, "main", [ref.id for ref in runtime.store.refs(APP.id, "main")])
+    finally:
+        runtime.close()
+    assert {"path": "mysite/settings/production.py", "reason": "deployment configuration"} in report.files_skipped
+    assert report.secrets_redacted >= 4 and stored and reply.hits and servers[0].counts["ok"] > 0
+    sent = "\n".join(servers[0].bodies)
+    assert "Charge the card" in sent and "STRIPE_KEY" in sent and "[REDACTED:" in reply.markdown
+    for secret in (stripe, openai_key, password, django, webhook):
+        assert secret not in sent, "a prompt or an embedding request"
+        assert all(secret not in document.code + document.summary for document in stored), "the store"
+        assert secret not in reply.markdown, "the reply"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator
 
@@ -42,6 +43,25 @@ def test_creates_its_indices_with_the_documents_index_on_first_write(store: Open
     store.write(APP, "main", [make_doc(dimension=8)], [])
     assert "ragcode-test-v2-documents-8" in standin.indices
     assert store.vector_search(APP, "main", make_doc(dimension=16).vector, 5) == []
+
+
+def test_a_branch_never_indexed_is_no_failure_in_the_log(store: OpenSearchStore,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        assert store.branch_state(APP, "main") is None
+        store.drop_branch(APP, "feature")  # a deleted branch that was never indexed
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
+
+
+def test_an_index_another_instance_created_meanwhile_is_no_failure(store: OpenSearchStore, standin: StandIn,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    store.write(APP, "main", [make_doc()], [])
+    standin.created_meanwhile.add("ragcode-test-v2-state")
+    with caplog.at_level(logging.INFO):
+        other = OpenSearchStore(_settings(store.url))  # sees no state index, then finds it exists on creating it
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
+    assert standin.created_meanwhile == set() and [r.id for r in other.refs(APP, "main")] == [make_doc().id]
+    other.close()
 
 
 def test_throttled_bulk_items_are_retried(store: OpenSearchStore, standin: StandIn) -> None:
@@ -89,6 +109,14 @@ def test_missing_nori_plugin_fails_at_start_up() -> None:
     with serve(StandIn(plugins=("opensearch-knn",))) as url, pytest.raises(StoreError) as error:
         OpenSearchStore(_settings(url))
     assert "analysis-nori" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_missing_nori_plugin_is_named_on_first_write_when_plugins_cannot_be_listed() -> None:
+    with serve(StandIn(plugins=("opensearch-knn",), list_plugins=False)) as url:
+        store = OpenSearchStore(_settings(url))
+        with pytest.raises(StoreError) as error:
+            store.write(APP, "main", [make_doc()], [])
+    assert "the analysis-nori plugin is missing" in str(error.value) and "\n" not in str(error.value)
 
 
 def test_unreachable_cluster_fails_at_start_up() -> None:

@@ -65,3 +65,31 @@ def test_read_from_the_default_branch_of_a_bare_mirror(tmp_path):
     config = load_config(mirror, "refs/heads/main", SETTINGS)
     assert config.options.exclude == ("docs/**",) and config.branches == ("main", "dev")
     assert load_config(mirror, "refs/heads/missing", SETTINGS) == defaults(SETTINGS)
+
+
+def test_a_repository_can_lower_the_operators_limits_never_raise_them():
+    config = parse_config("max_file_bytes: 4096MB\nrate_limit_per_hour: 100000\n", SETTINGS)
+    assert config.options.max_file_bytes == SETTINGS.max_file_bytes and config.rate_limit_per_hour == 30
+    assert any("capped at the operator's limit" in error and "max_file_bytes" in error for error in config.errors)
+    assert any("rate_limit_per_hour" in error for error in config.errors)
+    lowered = parse_config("max_file_bytes: 1KB\nrate_limit_per_hour: 2\n", SETTINGS)
+    assert (lowered.options.max_file_bytes, lowered.rate_limit_per_hour, lowered.errors) == (1024, 2, ())
+
+
+def test_hostile_configuration_files_fall_back_to_the_defaults_with_a_reason():
+    globs = "include:\n" + "".join(f"  - 'src/{n}/**/*.py'\n" for n in range(100_000))
+    bomb = "a: &a ['x','x','x','x','x','x','x','x','x']\n" + "".join(
+        f"{chr(98 + n)}: &{chr(98 + n)} [*{chr(97 + n)},*{chr(97 + n)},*{chr(97 + n)},*{chr(97 + n)}]\n" for n in range(9))
+    deep = "include: " + "[" * 5_000 + "]" * 5_000 + "\n"
+    many = "include:\n" + "".join(f"  - 'a{n}/*'\n" for n in range(250))
+    wild = "exclude: ['" + "*a" * 40 + "']\n"
+    for text, reason in ((globs, "larger than 64 KB"), (bomb, "anchors and aliases"), (deep, "nested more than"),
+                         (many, "at most 200"), (wild, "wildcards")):
+        config = parse_config(text, SETTINGS)
+        assert config.options == defaults(SETTINGS).options, reason
+        assert any(reason in error for error in config.errors), (reason, config.errors)
+
+
+def test_too_many_branch_patterns_are_refused():
+    config = parse_config("branches:\n" + "".join(f"  - 'b{n}'\n" for n in range(30)), SETTINGS)
+    assert config.branches == () and any("at most 20" in error for error in config.errors)

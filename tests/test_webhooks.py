@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from pathlib import Path
@@ -32,6 +33,7 @@ from tests.github_standin import (
     push_payload,
     repository_payload,
 )
+from tests.test_openai_provider import API_KEY, OpenAIStandin
 
 APP_ID = 4711
 SECRET = "It's a Secret to Everybody"
@@ -223,11 +225,11 @@ def test_missing_delivery_or_event_headers_get_400(paused):
     assert paused.post("/webhook", content=body, headers=signed | {"X-GitHub-Delivery": "x"}).status_code == 400
 
 
-def test_oversized_bodies_get_413_before_anything_else(tmp_path, github, keys):
+def test_oversized_bodies_get_413_and_unsigned_ones_401_before_they_are_read(tmp_path, github, keys):
     settings = make_settings(tmp_path / "home", github, keys, pause_workers=True, webhook_max_bytes=1024)
     with TestClient(create_app(settings)) as client:
         assert post(client, "push", body=b"x" * 4096).status_code == 413
-        assert post(client, "push", body=b"x" * 4096, signature=None).status_code == 413
+        assert post(client, "push", body=b"x" * 4096, signature=None).status_code == 401
         assert post(client, "ping", {"zen": "Small is fine.", "hook_id": 1}).status_code == 200
 
 
@@ -470,6 +472,18 @@ def test_mirrors_refuse_repositories_over_the_size_limit(tmp_path):
     assert Mirrors(tmp_path / "m3", allow_file_urls=True).sync(17, url, token=None).bare
 
 
+def test_a_push_of_a_repository_over_the_size_limit_says_so_in_its_check_run(tmp_path, github, keys, source):
+    payload = push_payload(source[1], INSTALLATION, "main", "0" * 40, source[0].head.commit.hexsha)
+    payload["repository"]["size"] = 50 * 1024  # KB, as GitHub reports it
+    with TestClient(create_app(make_settings(tmp_path / "home", github, keys, max_repo_mb=10))) as client:
+        assert post(client, "push", payload).status_code == 202
+        wait_idle(client)
+        assert client.app.state.queue.counts() == {"queued": 0, "running": 0, "parked": 0}, "not retried"
+    [check] = github.checks_for("acme/widgets")
+    assert check["conclusion"] == "failure" and "RAGCODE\\_MAX\\_REPO\\_MB" in check["output"]["summary"]
+    assert not (tmp_path / "home" / "mirrors" / f"{source[1].id}.git").exists()
+
+
 def test_the_token_reaches_git_as_a_header_not_in_the_url():
     env = auth_env("https://github.example/a/b.git", "ghs_secret")
     assert env["GIT_CONFIG_KEY_0"] == "http.extraHeader" and "ghs_secret" not in env["GIT_CONFIG_VALUE_0"]
@@ -494,3 +508,68 @@ def test_check_run_title_and_summary_state_the_counts_usage_and_failures():
     assert "| `us-east-1` | 2 | 1 |" in summary and "| `eu-central-1` | 1 | 0 |" in summary
     assert "- `calc.py:Calculator.divide`" in summary
     assert "unknown key \\`colour\\`" in summary
+
+
+# what GitHub accepts, and what the public sees when something fails
+
+
+def test_an_answer_longer_than_github_allows_is_cut_to_fit_and_posted_once(tmp_path, github, keys):
+    lines = "\n".join(f"    note_{number} = \"{'lorem ipsum dolor ' * 30}\"" for number in range(180))
+    source = f"def export_quarterly_ledger():\n    \"\"\"Export the quarterly ledger.\"\"\"\n{lines}\n    return 1\n"
+    make_repo(tmp_path / "ledger", {"ledger.py": source})
+    repo = github.add_repo("acme/ledger", f"file://{tmp_path / 'ledger'}", octocat="write")
+    # an operator who allows units this long gets offline answers (the function's code) over GitHub's limit
+    settings = make_settings(tmp_path / "home", github, keys, min_score=0.0, summary_lang="en",
+                             max_unit_chars=200_000)
+    with TestClient(create_app(settings)) as client:
+        post(client, "installation", installation_payload([repo], INSTALLATION))
+        wait_idle(client)
+        post(client, "issue_comment", comment_payload(repo, INSTALLATION, "/ragcode export the quarterly ledger"))
+        wait_idle(client, timeout=60)
+        assert client.app.state.queue.counts()["parked"] == 0
+    [reply] = github.comments_on("acme/ledger", 1)
+    body = reply["body"]
+    assert len(source) > 65_536 and len(body) <= 65_536
+    assert "The answer was cut here" in body and "#### References" in body and "ledger.py" in body
+    assert body.count("```") == 2  # the code block was closed before the note
+    assert len(github.recorded("POST", r"/repos/acme/ledger/issues/1/comments")) == 1
+    assert github.errors == []
+
+
+def test_a_reply_github_refuses_is_replaced_by_a_short_explanation_and_not_retried(tmp_path, github, keys, source,
+                                                                                   caplog):
+    github.refuse_comments.append("was submitted too quickly")
+    with TestClient(create_app(make_settings(tmp_path / "home", github, keys, summary_lang="en"))) as client:
+        post(client, "issue_comment", comment_payload(source[1], INSTALLATION, "/ragcode help"))
+        wait_idle(client)
+        assert client.app.state.queue.counts() == {"queued": 0, "running": 0, "parked": 0}
+    [note] = github.comments_on("acme/widgets", 1)
+    reference = re.search(r"\(reference ([0-9a-f]+)\)", note["body"])[1]
+    assert "could not be posted" in note["body"] and "submitted too quickly" not in note["body"]
+    assert len(github.recorded("POST", r"/repos/acme/widgets/issues/1/comments")) == 2  # the reply, the note
+    assert [r["content"] for r in github.reactions] == ["eyes"]  # not run a second time
+    [logged] = [record for record in caplog.records if getattr(record, "reference", None) == reference]
+    assert "submitted too quickly" in logged.exc_text or "submitted too quickly" in str(logged.exc_info[1])
+
+
+def test_a_failed_index_run_shows_a_generic_check_run_with_a_reference(tmp_path, github, keys, source, caplog):
+    denial = ("User: arn:aws:sts::123456789012:assumed-role/ragcode-prod/i-0abc is not authorized to perform "
+              "bedrock:InvokeModel; see https://models.internal.example/v1")
+    models = OpenAIStandin()
+    try:
+        settings = make_settings(tmp_path / "home", github, keys, embedder="openai", openai_base_url=(models.url,),
+                                 openai_embed_model="nomic-embed-text", openai_api_key=API_KEY, job_max_attempts=1)
+        with TestClient(create_app(settings)) as client:  # starting up embeds a probe: the models answered then
+            models.deny = denial
+            post(client, "installation", installation_payload([source[1]], INSTALLATION))
+            wait_idle(client)
+    finally:
+        models.close()
+    [run] = github.checks_for("acme/widgets")
+    assert run["conclusion"] == "failure" and run["output"]["title"] == "Indexing failed"
+    summary = run["output"]["summary"]
+    for private in ("arn:aws", "123456789012", "internal.example", models.url, "Error"):
+        assert private not in summary
+    reference = re.search(r"Reference `([0-9a-f]+)`", summary)[1]
+    [logged] = [record for record in caplog.records if getattr(record, "reference", None) == reference]
+    assert "123456789012" in str(logged.exc_info[1])

@@ -39,9 +39,9 @@ class OpenAIEmbedder:
         assert self._dimension is not None
         return self._dimension
 
-    def _embed_batch(self, base: str, batch: list[str]) -> Reply:
+    def _embed_batch(self, region: str, batch: list[str]) -> Reply:
         inputs = [clip_utf8(text, self.max_bytes) for text in batch]
-        payload = self._client.post(base, "embeddings", {"model": self.model, "input": inputs})
+        payload = self._client.post(region, "embeddings", {"model": self.model, "input": inputs})
         try:
             rows = sorted(payload["data"], key=lambda row: row.get("index", 0))
             vectors = np.asarray([row["embedding"] for row in rows], dtype=np.float32)
@@ -78,5 +78,5 @@ class OpenAIEmbedder:
         return vector
 
     def usage(self) -> dict[str, dict[str, float]]:
-        """Calls, tokens, errors, throttles and seconds per base URL since creation."""
+        """Calls, tokens, errors, throttles and seconds per base URL (``openai-1``, … by position) since creation."""
         return self._client.scheduler.usage()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from github import Auth, Consts, Github, GithubIntegration, UnknownObjectException
+from github import Auth, Consts, Github, GithubException, GithubIntegration
 from github.PaginatedList import PaginatedList
 from github.Repository import Repository as GithubRepository
 
@@ -75,11 +75,16 @@ class GitHubApp:
 
     def accessible_repository_ids(self, installation_id: int) -> set[int] | None:
         """Ids of the repositories the installation can read (``GET /installation/repositories``); None when
-        the installation no longer exists."""
+        the installation no longer exists. A fresh token is minted: a cached one may outlive the installation."""
         try:
-            client = self.client(installation_id)
-        except UnknownObjectException:
+            grant = self._integration.get_access_token(installation_id)
+        except GithubException as error:
+            if error.status != 404:
+                raise
+            with self._lock:
+                self._tokens.pop(installation_id, None)
             return None
+        client = Github(auth=Auth.Token(grant.token), base_url=self.base_url, lazy=True)
         repositories = PaginatedList(GithubRepository, client.requester, "/installation/repositories",
                                      {"per_page": 100}, list_item="repositories")
         return {repository.id for repository in repositories}

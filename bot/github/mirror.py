@@ -11,9 +11,15 @@ from urllib.parse import urlsplit
 
 import git
 
+from bot.config import LimitExceeded
+
 
 class MirrorError(RuntimeError):
     """A clone URL that is not allowed, or a fetch that failed."""
+
+
+class MirrorTooLarge(MirrorError, LimitExceeded):
+    """A repository over ``RAGCODE_MAX_REPO_MB``."""
 
 
 def check_url(url: str, allow_file_urls: bool) -> str:
@@ -78,7 +84,7 @@ class Mirrors:
         """
         check_url(url, self.allow_file_urls)
         if size_kb is not None and size_kb * 1024 > self.max_bytes:
-            raise MirrorError(f"repository {repo_id} is {size_kb // 1024} MB, more than RAGCODE_MAX_REPO_MB "
+            raise MirrorTooLarge(f"the repository is {size_kb // 1024} MB, more than RAGCODE_MAX_REPO_MB "
                               f"({self.max_bytes >> 20} MB); it is not indexed")
         path = self.path(repo_id)
         with self.lock(repo_id):
@@ -95,7 +101,7 @@ class Mirrors:
             used = sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
             if used > self.max_bytes:
                 shutil.rmtree(path, ignore_errors=True)
-                raise MirrorError(f"repository {repo_id} takes {used >> 20} MB, more than RAGCODE_MAX_REPO_MB "
+                raise MirrorTooLarge(f"the repository takes {used >> 20} MB, more than RAGCODE_MAX_REPO_MB "
                                   f"({self.max_bytes >> 20} MB); it is not indexed")
             return mirror
 

@@ -111,7 +111,7 @@ def read_units(
         if reason:
             plan.skipped.append((path, reason))
             continue
-        text, secrets = redact(decode(data))
+        text, secrets = redact(decode(data), path)
         plan.secrets_redacted += secrets
         try:
             units = chunk_file(path, text, max_unit_lines, limits)

@@ -1,7 +1,8 @@
 """OpenAI-compatible text backend (Ollama, vLLM, llama.cpp server, …): ``/v1/chat/completions`` over httpx.
 
 Each base URL in ``settings.openai_base_url`` is a "region" of the scheduler: calls go to the least-loaded one,
-a 429 lowers its limit, a 5xx, timeout or connection error cools it down.
+a 429 lowers its limit, a 5xx, timeout or connection error cools it down. Regions are named ``openai-1``,
+``openai-2``, … by position, so internal URLs never reach metrics labels or check runs.
 """
 
 from __future__ import annotations
@@ -46,17 +47,18 @@ class OpenAICompatibleClient:
             timeout=httpx.Timeout(settings.openai_timeout, connect=10.0),
             limits=httpx.Limits(max_connections=slots + 2, max_keepalive_connections=slots + 2),
         )
+        self.bases = {label(number): base for number, base in enumerate(settings.openai_base_url, 1)}
         self.scheduler = RegionScheduler(
-            settings.openai_base_url,
+            list(self.bases),
             settings.openai_concurrency,
             settings.bedrock_max_attempts,
             cooldown=settings.bedrock_cooldown,
         )
 
-    def post(self, base: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """The JSON reply of ``POST base/v1/path``."""
+    def post(self, region: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The JSON reply of ``POST <base URL of region>/v1/path``."""
         try:
-            response = self._http.post(endpoint(base, path), json=body)
+            response = self._http.post(endpoint(self.bases[region], path), json=body)
         except httpx.TransportError as error:  # timeouts, refused and reset connections
             raise UnavailableError(f"{type(error).__name__}: {error}") from error
         if response.status_code >= 400:
@@ -77,6 +79,11 @@ class OpenAICompatibleClient:
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
+
+
+def label(number: int) -> str:
+    """The region name of the ``number``-th base URL (1-based)."""
+    return f"openai-{number}"
 
 
 def _error_message(response: httpx.Response) -> str:

@@ -140,18 +140,21 @@ class OpenSearchStore:
         try:
             if self.client.indices.exists(index=name):
                 return
-            self.client.indices.create(index=name, body=body)
-            log.info("created index %s", name)
-        except RequestError as error:
-            reason = _reason(error)
-            if "resource_already_exists" in reason:
-                return  # another instance created it first
-            if "nori" in reason:
-                raise StoreError(f"OpenSearch at {self.url} cannot create {name}: the analysis-nori plugin "
-                                 f"is missing ({reason})") from None
-            raise StoreError(f"OpenSearch at {self.url} cannot create {name}: {reason}") from None
+            # A 400 is read here rather than logged as a failure by the client: when several instances start
+            # together, all but one find that another created the index first.
+            response = self.client.indices.create(index=name, body=body, ignore=400)
         except TransportError as error:
             raise StoreError(f"OpenSearch at {self.url} cannot create {name}: {_reason(error)}") from None
+        if not isinstance(response, dict) or "error" not in response:
+            log.info("created index %s", name)
+            return
+        reason = _reason(RequestError(400, "create", response))
+        if "resource_already_exists" in reason:
+            return
+        if "nori" in reason:
+            raise StoreError(f"OpenSearch at {self.url} cannot create {name}: the analysis-nori plugin "
+                             f"is missing ({reason})")
+        raise StoreError(f"OpenSearch at {self.url} cannot create {name}: {reason}")
 
     def _documents_indices(self) -> dict[int, str]:
         """Existing documents indices by dimension."""
@@ -184,12 +187,13 @@ class OpenSearchStore:
 
     def branch_state(self, repo_id: int, branch: str) -> BranchState | None:
         """The indexed commit of the repository's branch, or None if it was never indexed."""
-        try:
-            response = self.client.get(index=bodies.state_index(self.prefix), id=bodies.state_id(repo_id, branch))
-        except NotFoundError:
-            return None
+        try:  # a 404 is the usual answer for a branch never indexed: ignored, so the client logs no failure
+            response = self.client.get(index=bodies.state_index(self.prefix), id=bodies.state_id(repo_id, branch),
+                                       ignore=404)
         except (TransportError, OpenSearchConnectionError) as error:
             raise StoreError(f"OpenSearch get failed: {_reason(error)}") from None
+        if not response.get("found"):
+            return None
         state = bodies.state_from_source(response["_source"])
         return state if (state.repo_id, state.branch) == (repo_id, branch) else None
 
@@ -264,9 +268,7 @@ class OpenSearchStore:
             self._delete_in(index, bodies.delete_branch_body(repo_id, branch), f"repository {repo_id}@{branch}")
         try:
             self.client.delete(index=bodies.state_index(self.prefix), id=bodies.state_id(repo_id, branch),
-                               params={"refresh": "true"})
-        except NotFoundError:
-            pass
+                               params={"refresh": "true"}, ignore=404)
         except (TransportError, OpenSearchConnectionError) as error:
             raise StoreError(f"OpenSearch delete failed: {_reason(error)}") from None
 

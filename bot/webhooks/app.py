@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -26,7 +27,7 @@ from bot.queue import JobQueue
 from bot.runtime import Runtime
 from bot.webhooks import comments, installation, push
 from bot.webhooks.router import BadPayload, Event, Router
-from bot.webhooks.signature import verify
+from bot.webhooks.signature import Verifier
 from bot.workers import Context, Workers, update_gauges
 
 log = logging.getLogger("ragcode.webhooks")
@@ -48,13 +49,23 @@ def create_app(settings: Settings) -> Starlette:
                       Mirrors(settings.home / "mirrors", allow_file_urls=settings.allow_file_urls,
                               timeout=settings.fetch_timeout, max_bytes=settings.max_repo_mb << 20))
     workers = Workers(context, RUNNERS, settings.workers)
+    reading = asyncio.Semaphore(settings.webhook_max_reads)
 
     async def webhook(request: Request) -> Response:
-        try:
-            body = await _read_body(request, settings.webhook_max_bytes)
-        except _TooLarge:
-            return _outcome("", "too_large", 413, {"error": "body too large"})
-        if not verify(settings.github_webhook_secret, body, request.headers.get("x-hub-signature-256")):
+        verifier = Verifier(settings.github_webhook_secret, request.headers.get("x-hub-signature-256"))
+        if not verifier.possible:  # no signature: nothing is read
+            return _outcome("", "unauthorized", 401, {"error": "bad or missing signature"})
+        if reading.locked():
+            return _outcome("", "busy", 503, {"error": "too many deliveries are being received; retry later"})
+        async with reading:
+            try:
+                body = await asyncio.wait_for(_read_body(request, settings.webhook_max_bytes, verifier),
+                                              settings.webhook_read_timeout)
+            except _TooLarge:
+                return _outcome("", "too_large", 413, {"error": "body too large"})
+            except TimeoutError:
+                return _outcome("", "timeout", 408, {"error": "the body was not received in time"})
+        if not verifier.valid():
             return _outcome("", "unauthorized", 401, {"error": "bad or missing signature"})
         event_name = request.headers.get("x-github-event", "").strip()
         delivery = request.headers.get("x-github-delivery", "").strip()
@@ -137,8 +148,9 @@ def create_app(settings: Settings) -> Starlette:
     return app
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing more than ``limit`` bytes before reading them all."""
+async def _read_body(request: Request, limit: int, verifier: Verifier) -> bytes:
+    """The raw body, refusing more than ``limit`` bytes before reading them all; the signature is computed as
+    it streams in."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _TooLarge
@@ -147,6 +159,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise _TooLarge
+        verifier.update(chunk)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -176,4 +189,5 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     check_app_settings(settings)
     logs.configure(logging.INFO)
     app = create_app(settings)
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10,
+                limit_concurrency=settings.max_connections, timeout_keep_alive=5)

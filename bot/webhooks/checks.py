@@ -77,11 +77,16 @@ def progress(stage: str, done: int, total: int) -> tuple[str, str]:
     return text, f"{text}.\n\nThe counts follow when the run completes."
 
 
-def failure(error: str, config_errors: Sequence[str] = ()) -> tuple[str, str]:
-    """Title and summary of a run that stopped with an error."""
-    lines = ["Indexing stopped with an error; it will be retried.", "", "```text", error[-2000:].replace("```", "'''"),
-             "```", *config_section(config_errors)]
-    return "Indexing failed", "\n".join(lines)
+def failure(reference: str, config_errors: Sequence[str] = (), limit: str = "") -> tuple[str, str]:
+    """Title and summary of a run that stopped with an error: generic, with the reference id of the log line.
+
+    Check runs are public on public repositories, and exception texts can hold account ids, role ARNs and
+    internal URLs, so none of it goes here; only ``limit``, the message of a ``LimitExceeded``, is shown.
+    """
+    lines = ["Indexing stopped with an error.", "",
+             *([escape_text(limit), ""] if limit else []),
+             f"Reference {inline_code(reference)}: the service's logs have the details.", *config_section(config_errors)]
+    return "Indexing failed", _clip("\n".join(lines))
 
 
 def _number(value: float) -> str:

@@ -6,8 +6,10 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
+from github.Issue import Issue
 from github.Repository import Repository
 
+from bot import logs
 from bot.commands.answer import answer
 from bot.commands.parse import help_text, is_command, parse_command
 from bot.queue import Job, JobSpec
@@ -25,13 +27,16 @@ REPLIES = {
         "indexing": "이 저장소는 아직 색인하는 중입니다. 색인이 끝나면 다시 요청해 주세요.",
         "rate": "요청이 너무 많습니다. 잠시 후 다시 시도해 주세요 (한 시간에 사용자당 {per_user}회).",
         "reindex": "기본 브랜치 `{branch}`을(를) 처음부터 다시 색인합니다. 진행 상황은 커밋의 `ragcode` 체크에서 볼 수 있습니다.",
-        "error": "요청을 처리하지 못했습니다. 잠시 후 다시 시도해 주세요. (작업 {job})",
+        "error": "요청을 처리하지 못했습니다. 잠시 후 다시 시도해 주세요. (참조 번호 {reference})",
+        "unposted": "답변을 이 스레드에 올리지 못했습니다. 요청을 줄이거나 잠시 후 다시 시도해 주세요. (참조 번호 {reference})",
     },
     "en": {
         "indexing": "This repository is still being indexed. Please ask again when indexing has finished.",
         "rate": "Too many requests; please try again later (at most {per_user} an hour per user).",
         "reindex": "Re-indexing the default branch `{branch}` from scratch; the `ragcode` check on its head shows progress.",
-        "error": "Sorry, this request could not be answered. Please try again later. (job {job})",
+        "error": "Sorry, this request could not be answered. Please try again later. (reference {reference})",
+        "unposted": "The answer could not be posted here. Please narrow the request or try again later. "
+                    "(reference {reference})",
     },
 }
 
@@ -87,10 +92,29 @@ def run_command(context: Context, job: Job) -> None:
     try:
         reply = _reply(context, job, github_repo, config)
     except Exception:
-        log.exception("command failed", extra=extra)
-        reply = texts["error"].format(job=job.id)
-    issue.create_comment(reply)
-    log.info("answered %s", payload["command"], extra=extra)
+        reference = logs.reference()
+        log.exception("command failed", extra=extra | {"reference": reference})
+        reply = texts["error"].format(reference=reference)
+    failure = _post(issue, reply)
+    if failure is None:
+        log.info("answered %s", payload["command"], extra=extra)
+        return
+    # The job ends here either way: a retry would run the command again and count against the rate limit.
+    reference = logs.reference()
+    log.error("posting the reply failed; posting a short explanation instead", exc_info=failure,
+              extra=extra | {"reference": reference, "characters": len(reply)})
+    failure = _post(issue, texts["unposted"].format(reference=reference))
+    if failure is not None:
+        log.error("posting the explanation failed too", exc_info=failure, extra=extra | {"reference": reference})
+
+
+def _post(issue: Issue, body: str) -> Exception | None:
+    """Post a comment; the error when GitHub refuses it (never shown on GitHub, only logged)."""
+    try:
+        issue.create_comment(body)
+    except Exception as error:  # GithubException for 4xx, requests' errors for the connection
+        return error
+    return None
 
 
 def _reply(context: Context, job: Job, github_repo: Repository, config: RepoConfig) -> str:

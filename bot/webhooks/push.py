@@ -10,6 +10,8 @@ from typing import Any
 from github.CheckRun import CheckRun
 from github.Repository import Repository as GithubRepository
 
+from bot import logs
+from bot.config import LimitExceeded
 from bot.documents import Repository
 from bot.github.mirror import branch_head
 from bot.indexer.pipeline import index_branch
@@ -101,8 +103,17 @@ def run_index(context: Context, job: Job) -> None:
         log.warning("%s is now another repository; not indexing it", repo.name, extra=extra)
         return
     size = details.get("size")
-    mirror = context.mirrors.sync(repo.id, details["clone_url"], context.app.token(repo.installation),
-                                  size_kb=size if isinstance(size, int) else None)
+    try:
+        mirror = context.mirrors.sync(repo.id, details["clone_url"], context.app.token(repo.installation),
+                                      size_kb=size if isinstance(size, int) else None)
+    except LimitExceeded as error:  # permanent until the operator raises the limit: report it, do not retry
+        log.warning("not indexed: %s", error, extra=extra)
+        if payload.get("after"):
+            github_repo = context.app.client(repo.installation).get_repo(repo.name)
+            check = github_repo.create_check_run(name=checks.NAME, head_sha=payload["after"], status="in_progress")
+            reference = logs.reference()
+            _complete(check, "failure", *checks.failure(reference, (), str(error)))
+        return
     default_branch = details["default_branch"]
     branch = payload.get("branch") or default_branch
     config = load_config(mirror, f"refs/heads/{default_branch}", context.settings)
@@ -124,7 +135,9 @@ def run_index(context: Context, job: Job) -> None:
             progress=_Progress(check),
         )
     except Exception as error:
-        text, body = checks.failure(f"{type(error).__name__}: {error}", config.errors)
+        reference = logs.reference()
+        log.exception("indexing failed", extra=extra | {"reference": reference})
+        text, body = checks.failure(reference, config.errors, str(error) if isinstance(error, LimitExceeded) else "")
         _complete(check, "failure", text, body)
         raise
     conclusion = "failure" if report.functions_failed else "success"
