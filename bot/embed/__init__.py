@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from bot.config import Settings
 from bot.embed.base import Embedder
 
@@ -18,4 +20,4 @@ def make_embedder(settings: Settings) -> Embedder:
         return OpenAIEmbedder(settings)
     from bot.embed.local import LocalEmbedder
 
-    return LocalEmbedder()
+    return LocalEmbedder(settings.embed_processes or os.cpu_count() or 1)

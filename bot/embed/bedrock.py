@@ -76,6 +76,9 @@ class BedrockEmbedder:
         vector: np.ndarray = self.embed_documents([text])[0]
         return vector
 
+    def close(self) -> None:
+        """Nothing to release: HTTP connections close with the process."""
+
     def usage(self) -> dict[str, dict[str, float]]:
         """Calls, tokens, errors, throttles and seconds per region since creation."""
         return self._scheduler.usage()
