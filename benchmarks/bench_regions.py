@@ -5,6 +5,8 @@ Scenario 1: all regions healthy; wall time must be at most 1.25 × 512 × 0.4 / 
 Scenario 2: one region down (503) from the start; at most 1.25 × the three-region ideal (≤ 10.67 s).
 Scenario 3 (informational, no target): RAGCODE_BEDROCK_CONCURRENCY=16 against the limit of 8, so every region
 throttles and AIMD keeps probing around the real limit; shows what a too-high setting costs.
+Scenario 4 (informational): embedding 2,048 texts (half Korean) with Titan v2, one text per call, and with Cohere
+Embed v3, 96 texts per call, through the same scheduler and regions; calls and wall time of each.
 Run: ``.venv/bin/python benchmarks/bench_regions.py`` (exit status 1 if a target is missed or a summary is lost).
 """
 
@@ -16,12 +18,14 @@ import os
 import sys
 import tempfile
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.config import Settings  # noqa: E402
 from bot.documents import Unit  # noqa: E402
+from bot.embed.bedrock import BedrockEmbedder, CohereEmbedder  # noqa: E402
 from bot.llm.bedrock import BedrockTextModel  # noqa: E402
 from tests.bedrock_standin import RegionConfig, serve, standin_summary  # noqa: E402
 
@@ -41,17 +45,48 @@ def units() -> list[Unit]:
     ]
 
 
-def run(title: str, down: set[str], concurrency: int = LIMIT, timed: bool = True) -> bool:
-    """One scenario; prints its figures and says whether it met its target (only losses count if not ``timed``)."""
-    regions = {name: RegionConfig(latency=LATENCY, limit=LIMIT, down=name in down) for name in REGIONS}
-    work = units()
-    # the stand-in runs in its own process, as Bedrock would: its work must not compete for this one's GIL
+def start_standin(regions: dict[str, RegionConfig]) -> tuple[multiprocessing.process.BaseProcess, Connection]:
+    """The stand-in in its own process, as Bedrock would be: its work must not compete for this one's GIL."""
     context = multiprocessing.get_context("spawn")
     conn, child_conn = context.Pipe()
     server = context.Process(target=serve, args=(regions, child_conn), daemon=True)
     server.start()
+    os.environ["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = conn.recv()
+    return server, conn
+
+
+def embeddings() -> bool:
+    """Scenario 4: the same texts through Titan v2 and Cohere Embed v3; True when no vector is missing."""
+    texts = [f"장바구니 {i}번 상품의 총액을 계산합니다" if i % 2 else f"handler_{i} reads the event" for i in range(2048)]
+    regions = {name: RegionConfig(latency=0.1, limit=LIMIT) for name in REGIONS}
+    print("\ninformational: 2,048 texts embedded, 4 regions, 100 ms a call, 8 in flight each")
+    ok = True
+    for label, make in (("Titan v2 (1 text a call)", BedrockEmbedder),
+                        ("Cohere Embed v3 (96 texts a call)", CohereEmbedder)):
+        server, conn = start_standin(regions)
+        try:
+            model = "cohere.embed-multilingual-v3" if make is CohereEmbedder else "amazon.titan-embed-text-v2:0"
+            embedder = make(Settings(embedder="bedrock", bedrock_regions=REGIONS, bedrock_embed_model=model))
+            started = time.perf_counter()
+            vectors = embedder.embed_documents(texts)
+            wall = time.perf_counter() - started
+            conn.send("stop")
+        finally:
+            server.join(timeout=5)
+        usage = embedder.usage()
+        calls = sum(int(figures["calls"]) for figures in usage.values())
+        tokens = sum(int(figures["input_tokens"]) for figures in usage.values())
+        ok = ok and vectors.shape == (len(texts), embedder.dimension) and bool((vectors != 0).any(axis=1).all())
+        print(f"  {label:<36} wall {wall:6.2f} s   calls {calls:5}   input tokens {tokens}")
+    return ok
+
+
+def run(title: str, down: set[str], concurrency: int = LIMIT, timed: bool = True) -> bool:
+    """One scenario; prints its figures and says whether it met its target (only losses count if not ``timed``)."""
+    regions = {name: RegionConfig(latency=LATENCY, limit=LIMIT, down=name in down) for name in REGIONS}
+    work = units()
+    server, conn = start_standin(regions)
     try:
-        os.environ["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = conn.recv()
         settings = Settings(llm="bedrock", bedrock_regions=REGIONS, bedrock_concurrency=concurrency)
         model = BedrockTextModel(settings)
         started = time.perf_counter()
@@ -95,6 +130,7 @@ def main() -> int:
         run("4 regions healthy (400 ms, 8 in flight each)", set()),
         run("1 region down from the start (503), 3 healthy", {"eu-central-1"}),
         run("informational: client set to 16 in flight per region against the limit of 8", set(), 16, timed=False),
+        embeddings(),
     ]
     return 0 if all(results) else 1
 

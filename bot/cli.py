@@ -1,4 +1,4 @@
-"""The ``ragcode`` command line: index, search, ask, serve, status."""
+"""The ``ragcode`` command line: index, search, ask, serve, worker, reconcile, status."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 import git
 
 from bot import logs
+from bot.commands.testcode import MODES
 from bot.config import ConfigError, Settings, load_settings
 from bot.documents import BranchState, Repository
 from bot.runtime import Runtime
@@ -144,6 +145,8 @@ def command_index(settings: Settings, args: argparse.Namespace) -> int:
         raise UsageError(f"--ref: {args.ref!r} is not a commit of {args.path}") from None
     name, _ = remote_identity(repository)
     repo_name = args.repo or name or f"local/{Path(repository.working_tree_dir or args.path).resolve().name}"
+    if args.dry_run:
+        return command_dry_run(settings, args, repository, repo_name, commit)
     from bot.indexer.pipeline import index_branch
     from bot.repo_config import CONFIG_PATH, load_config
 
@@ -169,6 +172,20 @@ def command_index(settings: Settings, args: argparse.Namespace) -> int:
         for failed in report.functions_failed:
             print(f"  failed: {failed}")
     return 1 if report.functions_failed else 0
+
+
+def command_dry_run(settings: Settings, args: argparse.Namespace, repository: git.Repo, name: str, commit: str) -> int:
+    """``ragcode index --dry-run``: the plan and its estimate; no model is called and nothing is written."""
+    from bot.indexer.dryrun import dry_run, render
+
+    bar = _Bar()
+    try:
+        estimate = dry_run(settings, repository, name, args.repo_id, branch_of(repository, args.ref), commit,
+                           full=args.full, progress=bar)
+    finally:
+        bar.close()
+    print(json.dumps(estimate.to_json(), ensure_ascii=False) if args.json else render(estimate))
+    return 0
 
 
 def _html_url(runtime: Runtime, repo: str) -> str:
@@ -198,7 +215,7 @@ def command_search(settings: Settings, args: argparse.Namespace) -> int:
         runtime.store.vector_search(repo.id, branch, runtime.embedder.embed_query("warm up"), 1)
         for item in queries:
             started = time.perf_counter()
-            hits = retrieve(runtime, repo.id, branch, item["query"], k=args.k)
+            hits = retrieve(runtime, repo.id, branch, item["query"], k=args.k, tests=args.tests)
             took_ms = round((time.perf_counter() - started) * 1000, 2)
             results = [hit_json(hit, html_url, state.commit) for hit in hits]
             if args.json:
@@ -263,7 +280,7 @@ def command_ask(settings: Settings, args: argparse.Namespace) -> int:
         branch = pick_branch(runtime, repo, args.branch)
         _indexed_state(runtime, repo, branch)
         html_url = _html_url(runtime, repo.name)
-        reply = answer(runtime, repo, branch, args.query, html_url=html_url)
+        reply = answer(runtime, repo, branch, args.query, html_url=html_url, tests=args.tests)
     finally:
         runtime.close()
     if args.json:
@@ -317,13 +334,15 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
 
 def _queue_state(settings: Settings) -> tuple[dict[str, int], list[dict[str, Any]]]:
     """Job counts by state, and the parked jobs with their last error."""
-    path = settings.home / "queue.sqlite3"
-    if not path.exists():
+    if settings.queue == "sqlite" and not (settings.home / "queue.sqlite3").exists():
         return {"queued": 0, "running": 0, "parked": 0}, []
-    from bot.queue import JobQueue
+    from bot.queue import make_queue
 
-    queue = JobQueue(path)
-    return queue.counts(), queue.parked()
+    queue = make_queue(settings)
+    try:
+        return queue.counts(), queue.parked()
+    finally:
+        queue.close()
 
 
 def command_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -333,8 +352,46 @@ def command_serve(settings: Settings, args: argparse.Namespace) -> int:
                           "GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_PATH)")
     from bot.webhooks.app import serve
 
-    serve(settings, args.host, args.port)
+    serve(settings, args.host, args.port, work=not args.no_workers)
     return 0
+
+
+def command_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """``ragcode worker``."""
+    from bot.webhooks.app import work
+
+    work(settings, args.host, args.port)
+    return 0
+
+
+def command_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    """``ragcode reconcile``: one pass, printed."""
+    from bot.github.client import GitHubApp, check_app_settings
+    from bot.queue import make_queue
+    from bot.reconcile import reconcile
+
+    check_app_settings(settings, webhook_secret=False)
+    runtime = Runtime(settings)
+    queue = make_queue(settings)
+    try:
+        report = reconcile(GitHubApp(settings), runtime.store, queue, base_url=settings.github_api_url,
+                           min_rate=settings.reconcile_min_rate)
+    finally:
+        queue.close()
+        runtime.close()
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+    else:
+        print(f"{report.installations} installations, {report.repositories} repositories, "
+              f"{report.branches_checked} branches checked in {report.seconds:.1f}s")
+        for item in report.queued:
+            print(f"  queued {item['reason']} {item['repo']}@{item['branch']}: "
+                  f"{(item['indexed'] or '-')[:12]} -> {(item['head'] or '-')[:12]}")
+        for item in report.redelivered:
+            print(f"  redelivered {item['event']} delivery {item['guid']} (was HTTP {item['status_code']})")
+        for line in report.stopped + report.errors:
+            print(f"  {line}")
+    return 1 if report.errors else 0
 
 
 CONFIG_HELP = "settings file (default: ragcode.toml in the data folder, RAGCODE_HOME)"
@@ -357,6 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "repository of that name, else a local id)")
     index.add_argument("--ref", default="HEAD")
     index.add_argument("--full", action="store_true", help="re-plan every file (cached summaries still apply)")
+    index.add_argument("--dry-run", action="store_true", help="plan only: functions to summarize, estimated "
+                       "calls, tokens, cost and time; no model is called and nothing is written")
     index.add_argument("--json", action="store_true")
     index.set_defaults(run=command_index)
 
@@ -367,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--repo-id", type=int, help="the repository's numeric id, when two share a name")
     search.add_argument("--branch")
     search.add_argument("-k", type=int, default=10)
+    search.add_argument("--tests", choices=MODES, help="how test code ranks (default: RAGCODE_TESTS, demote)")
     search.add_argument("--json", action="store_true")
     search.set_defaults(run=command_search)
 
@@ -375,13 +435,25 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--repo", required=True)
     ask.add_argument("--repo-id", type=int, help="the repository's numeric id, when two share a name")
     ask.add_argument("--branch")
+    ask.add_argument("--tests", choices=MODES, help="how test code ranks (default: RAGCODE_TESTS, demote)")
     ask.add_argument("--json", action="store_true")
     ask.set_defaults(run=command_ask)
 
     serve = commands.add_parser("serve", parents=[common], help="run the GitHub App webhook service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-workers", action="store_true",
+                       help="only receive and enqueue (workers run elsewhere: `ragcode worker`)")
     serve.set_defaults(run=command_serve)
+
+    worker = commands.add_parser("worker", parents=[common], help="run workers only, with /healthz and /metrics on --port")
+    worker.add_argument("--host", default="127.0.0.1")
+    worker.add_argument("--port", type=int, default=8001)
+    worker.set_defaults(run=command_worker)
+
+    reconcile = commands.add_parser("reconcile", parents=[common], help="queue runs for stale branches, redeliver failed deliveries")
+    reconcile.add_argument("--json", action="store_true")
+    reconcile.set_defaults(run=command_reconcile)
 
     status = commands.add_parser("status", parents=[common], help="what is indexed, and the job queue")
     status.add_argument("--json", action="store_true")

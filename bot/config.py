@@ -82,7 +82,8 @@ class Settings:
     openai_embed_max_bytes: int = 8_000
     top_k: int = 10
     candidates: int = 50
-    min_score: float = 0.85
+    min_score: float | None = None  # None: the calibrated cut (bot/commands/retrieve.py)
+    tests: str = "demote"
     lexical_weight: float = 1.0
     vector_weight: float = 1.0
     workers: int = 2
@@ -105,6 +106,17 @@ class Settings:
     bedrock_cooldown: float = 5.0  # seconds a failing region rests before one probe call (doubles while it fails)
     openai_concurrency: int = 4  # most calls in flight per OpenAI-compatible base URL
     openai_timeout: float = 120.0  # seconds per OpenAI-compatible request (local models are slow)
+    monthly_budget_usd: float = 0.0  # spending cap per installation and calendar month (UTC); 0: none
+    prices_file: str = ""  # TOML or JSON prices that replace or extend the built-in table (bot/llm/prices.py)
+    estimate_call_seconds: float = 3.0  # seconds one summary call takes, for estimates (dry runs, check runs)
+    queue: str = "sqlite"  # sqlite (one machine) or sqs (SQS FIFO + DynamoDB, many workers)
+    sqs_queue_url: str = ""
+    dynamodb_table: str = ""
+    sqs_wait_seconds: int = 20  # long poll of an idle worker (0-20)
+    sqs_visibility_seconds: int = 900  # how long a job stays claimed between heartbeats (a killed worker's job returns after it)
+    worker_grace_seconds: float = 90.0  # on SIGTERM, how long a worker may finish its job before releasing it
+    reconcile_interval: float = 3600.0  # seconds between the workers' reconcile passes; 0: off
+    reconcile_min_rate: int = 200  # reconcile stops while GitHub's X-RateLimit-Remaining is below this
 
 
 # variable name -> Settings attribute, for the names that do not follow RAGCODE_<ATTR>.
@@ -126,6 +138,8 @@ _CHOICES = {
     "embedder": ("local", "bedrock", "openai"),
     "summary_lang": ("ko", "en"),
     "command_permission": ("read", "triage", "write", "maintain", "admin"),
+    "tests": ("demote", "include", "exclude"),
+    "queue": ("sqlite", "sqs"),
 }
 
 
@@ -151,6 +165,8 @@ def _convert(attr: str, kind: Any, raw: Any) -> Any:
             return int(text)
         if kind is float or kind == "float":
             return float(text)
+        if kind == "float | None":
+            return float(text) if text else None
         if kind is Path or kind == "Path":
             return Path(text).expanduser()
         if str(kind).startswith("tuple"):
@@ -224,8 +240,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"RAGCODE_MAX_FILE_BYTES: must be at most {MAX_FILE_BYTES_CEILING}")
     if settings.bedrock_embed_dimension not in (256, 512, 1024):
         raise ConfigError("RAGCODE_BEDROCK_EMBED_DIMENSION: Titan v2 supports 256, 512 or 1024")
-    if not 0.0 <= settings.min_score <= 1.0:
-        raise ConfigError("RAGCODE_MIN_SCORE: must be between 0 and 1")
+    if "cohere.embed-" in settings.bedrock_embed_model and settings.bedrock_embed_dimension != 1024:
+        raise ConfigError("RAGCODE_BEDROCK_EMBED_DIMENSION: Cohere Embed v3 models have 1024 dimensions")
+    if settings.min_score is not None and not 0.0 <= settings.min_score <= 1.0:
+        raise ConfigError("RAGCODE_MIN_SCORE: must be between 0 and 1 (or empty for the calibrated cut)")
     uses_bedrock = "bedrock" in (settings.llm, settings.embedder)
     if uses_bedrock and not settings.bedrock_regions:
         raise ConfigError("RAGCODE_BEDROCK_REGIONS: at least one region is needed")
@@ -238,3 +256,32 @@ def _validate(settings: Settings) -> None:
             raise ConfigError("RAGCODE_OPENAI_EMBED_MODEL: required when RAGCODE_EMBEDDER=openai")
     if settings.store == "opensearch" and not settings.opensearch_url:
         raise ConfigError("OPENSEARCH_URL: required when RAGCODE_STORE=opensearch")
+    if not 0.0 <= settings.monthly_budget_usd < float("inf"):
+        raise ConfigError("RAGCODE_MONTHLY_BUDGET_USD: must be a number of USD, at least 0 (0: no budget)")
+    if not 0.0 < settings.estimate_call_seconds < float("inf"):
+        raise ConfigError("RAGCODE_ESTIMATE_CALL_SECONDS: must be a positive number of seconds")
+    from bot.llm.prices import load_prices  # prices import this module
+
+    load_prices(settings.prices_file)  # a broken prices file stops the start, naming RAGCODE_PRICES_FILE
+    _validate_queue(settings)
+
+
+def _validate_queue(settings: Settings) -> None:
+    if not 0 <= settings.sqs_wait_seconds <= 20:
+        raise ConfigError("RAGCODE_SQS_WAIT_SECONDS: must be between 0 and 20")
+    if not 2 <= settings.sqs_visibility_seconds <= 43200:
+        raise ConfigError("RAGCODE_SQS_VISIBILITY_SECONDS: must be between 2 and 43200")
+    if settings.worker_grace_seconds < 0 or settings.reconcile_interval < 0 or settings.reconcile_min_rate < 0:
+        raise ConfigError("RAGCODE_WORKER_GRACE_SECONDS, RAGCODE_RECONCILE_INTERVAL and RAGCODE_RECONCILE_MIN_RATE: "
+                          "must not be negative")
+    if settings.queue != "sqs":
+        return
+    if settings.store != "opensearch":
+        raise ConfigError(f"RAGCODE_QUEUE=sqs needs RAGCODE_STORE=opensearch, not RAGCODE_STORE={settings.store} "
+                          "(the embedded store belongs to one machine)")
+    if not settings.sqs_queue_url:
+        raise ConfigError("RAGCODE_SQS_QUEUE_URL: required when RAGCODE_QUEUE=sqs")
+    if not settings.sqs_queue_url.rstrip("/").endswith(".fifo"):
+        raise ConfigError("RAGCODE_SQS_QUEUE_URL: must be a FIFO queue (its name ends in .fifo)")
+    if not settings.dynamodb_table:
+        raise ConfigError("RAGCODE_DYNAMODB_TABLE: required when RAGCODE_QUEUE=sqs")

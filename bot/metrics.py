@@ -8,7 +8,10 @@ DELIVERIES = Counter("ragcode_deliveries_total", "Webhook deliveries by event an
 QUEUE_DEPTH = Gauge("ragcode_queue_depth", "Jobs waiting in the queue")
 JOBS = Gauge("ragcode_jobs", "Jobs by state", ["state"])
 LLM_CALLS = Counter("ragcode_llm_calls_total", "Model calls by region and outcome", ["region", "outcome"])
-LLM_TOKENS = Counter("ragcode_llm_tokens_total", "Model tokens by region and direction", ["region", "direction"])
+LLM_TOKENS = Counter("ragcode_llm_tokens_total", "Model tokens by region, model and direction",
+                     ["region", "model", "direction"])
+LLM_COST = Counter("ragcode_llm_cost_usd_total", "Model spending in USD by region and model (priced models only)",
+                   ["region", "model"])
 LLM_LATENCY = Histogram("ragcode_llm_call_seconds", "Model call latency by region", ["region"])
 INDEX_SECONDS = Histogram(
     "ragcode_index_seconds", "Duration of indexing runs", buckets=(1, 5, 15, 30, 60, 120, 300, 900, 1800, 3600)

@@ -14,13 +14,15 @@ from typing import Any
 import git
 import yaml
 
+from bot.commands.testcode import MODES
 from bot.config import Settings
 from bot.indexer.filters import IndexOptions
 
 CONFIG_PATH = ".github/ragcode.yml"
 PERMISSIONS = ("read", "triage", "write", "maintain", "admin")
 LANGUAGES = ("ko", "en")
-KEYS = ("include", "exclude", "branches", "summary_lang", "command_permission", "max_file_bytes", "rate_limit_per_hour")
+KEYS = ("include", "exclude", "branches", "summary_lang", "command_permission", "max_file_bytes", "rate_limit_per_hour",
+        "tests")
 UNITS = {"": 1, "b": 1, "kb": 1024, "k": 1024, "mb": 1024 * 1024, "m": 1024 * 1024}
 MAX_CONFIG_BYTES = 64 * 1024
 MAX_DEPTH = 8  # nesting of YAML collections
@@ -38,6 +40,7 @@ class RepoConfig:
     command_permission: str = "write"
     rate_limit_per_hour: int = 30
     errors: tuple[str, ...] = field(default=())
+    tests: str = "demote"  # how test code ranks in answers: demote, include or exclude
 
     def indexes(self, branch: str, default_branch: str) -> bool:
         """True when ``branch`` is to be indexed."""
@@ -49,7 +52,7 @@ class RepoConfig:
 def defaults(settings: Settings) -> RepoConfig:
     """The configuration of a repository without ``.github/ragcode.yml``."""
     options = IndexOptions.from_settings(settings)
-    return RepoConfig(options, (), settings.command_permission, settings.rate_limit_per_hour)
+    return RepoConfig(options, (), settings.command_permission, settings.rate_limit_per_hour, tests=settings.tests)
 
 
 def parse_config(text: str, settings: Settings) -> RepoConfig:
@@ -78,8 +81,9 @@ def parse_config(text: str, settings: Settings) -> RepoConfig:
                          base.options.max_file_bytes, "max_file_bytes", errors)
     rate = _at_most(_count(data, "rate_limit_per_hour", base.rate_limit_per_hour, errors),
                     base.rate_limit_per_hour, "rate_limit_per_hour", errors)
+    tests = _choice(data, "tests", MODES, base.tests, errors)
     options = IndexOptions(include=include, exclude=exclude, max_file_bytes=max_bytes, summary_lang=summary_lang)
-    return RepoConfig(options, branches, permission, rate, tuple(errors))
+    return RepoConfig(options, branches, permission, rate, tuple(errors), tests)
 
 
 def load_config(repo: git.Repo, ref: str, settings: Settings) -> RepoConfig:
@@ -100,7 +104,7 @@ def load_config(repo: git.Repo, ref: str, settings: Settings) -> RepoConfig:
 
 def _with_errors(config: RepoConfig, errors: list[str]) -> RepoConfig:
     return RepoConfig(config.options, config.branches, config.command_permission, config.rate_limit_per_hour,
-                      tuple(errors))
+                      tuple(errors), config.tests)
 
 
 def _structure_problem(text: str) -> str:

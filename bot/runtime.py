@@ -11,6 +11,7 @@ from bot.embed import make_embedder
 from bot.embed.base import Embedder
 from bot.llm import make_text_model
 from bot.llm.base import TextModel
+from bot.spend import SpendLedger, make_ledger
 from bot.store import make_store
 from bot.store.base import Store
 
@@ -27,7 +28,7 @@ class Runtime:
     def store(self) -> Store:
         """The index store."""
         with self._lock:
-            return make_store(self.settings, create=not self.read_only)
+            return make_store(self.settings, read_only=self.read_only)
 
     @cached_property
     def text_model(self) -> TextModel:
@@ -40,6 +41,12 @@ class Runtime:
         """The embedder."""
         with self._lock:
             return make_embedder(self.settings)
+
+    @cached_property
+    def spend(self) -> SpendLedger:
+        """Model spending per installation and month (for the monthly budget)."""
+        with self._lock:
+            return make_ledger(self.settings)
 
     def warm_up(self, *, generation: bool = True) -> None:
         """Load the store, the models and the Korean analyzer now rather than on first use
@@ -59,3 +66,5 @@ class Runtime:
             self.store.close()
         if "embedder" in self.__dict__:
             self.embedder.close()
+        if "spend" in self.__dict__:
+            self.spend.close()

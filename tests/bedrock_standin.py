@@ -4,10 +4,17 @@ Requests are checked against the real service model (``shared/data/bedrock-runti
 the operation is found by method and URI, the SigV4 credential scope names the region and the signing name,
 and the parameters pass botocore's ``ParamValidator`` against the operation's input shape. Responses reuse the
 structure of real recorded responses (Converse ``output/stopReason/usage/metrics``, Titan v2
-``embedding/embeddingsByType/inputTextTokenCount``, the real 400 body for an invalid model id).
+``embedding/embeddingsByType/inputTextTokenCount``, Cohere Embed v3 ``embeddings/id/response_type/texts`` with
+the ``x-amzn-bedrock-input-token-count`` header, the real 400 body for an invalid model id). The Cohere recording
+is of ``cohere.embed-english-v3``; ``cohere.embed-multilingual-v3`` answers in the same format, and the request
+limits checked here (1-96 texts of at most 2,048 characters, ``input_type``, ``truncate``, ``embedding_types``,
+512 tokens a text) are those of AWS's Cohere Embed v3 documentation.
 Each region has a latency, a concurrency limit (429 ThrottlingException above it) and can be down (503).
 Summaries are deterministic: derived from the ``Name:``/``이름:`` line of the prompt and the docstring of the code
-in it, in Korean when asked.
+in it, in Korean when asked, three sentences long like a real model's.
+
+Tokens are counted like a BPE tokenizer would, not by a flat ratio (see ``count_tokens``), so that estimates
+made by ragcode (which uses per-script ratios of its own) are checked against an independent count.
 """
 
 from __future__ import annotations
@@ -15,10 +22,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import re
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from multiprocessing.connection import Connection
@@ -30,6 +39,7 @@ import yaml
 from botocore.model import OperationModel, ServiceModel
 from botocore.validate import ParamValidator
 
+from bot.text import analyze
 from tests.shared_data import DATA as SHARED_DATA
 
 DATA = SHARED_DATA / "bedrock-runtime"
@@ -37,6 +47,13 @@ CASSETTES = DATA / "examples" / "pydantic-ai" / "tests"
 SUPPORTED = ("Converse", "InvokeModel")
 TITAN_V2 = "amazon.titan-embed-text-v2:0"
 TITAN_MAX_CHARS = 50_000
+COHERE_V3 = ("cohere.embed-multilingual-v3", "cohere.embed-english-v3")
+COHERE_MAX_TEXTS = 96
+COHERE_MAX_CHARS = 2_048
+COHERE_MAX_TOKENS = 512
+COHERE_INPUT_TYPES = ("search_document", "search_query", "classification", "clustering")
+COHERE_EMBEDDING_TYPES = ("float", "int8", "uint8", "binary", "ubinary")
+CONVERSE_FRAMING_TOKENS = 8  # a system and a user message (Claude Sonnet 4.5 via Converse: 21 tokens for 13 of text)
 INVALID_MODEL = "us.does-not-exist-model-v1:0"  # the model id of the recorded 400 response
 ERROR_NAMESPACE = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
 _CREDENTIAL = re.compile(r"Credential=[^/,\s]+/(\d{8})/([^/]+)/([^/]+)/aws4_request")
@@ -54,6 +71,7 @@ def _recorded(relative: str) -> dict[str, Any]:
 SERVICE = ServiceModel(json.loads((DATA / "service-2.json").read_text(encoding="utf-8")), "bedrock-runtime")
 CONVERSE_TEMPLATE = _recorded("models/cassettes/test_bedrock/test_bedrock_model.yaml")["response"]["parsed_body"]
 TITAN_TEMPLATE = _recorded("cassettes/test_embeddings/TestBedrock.test_titan_v2_minimal.yaml")["response"]
+COHERE_TEMPLATE = _recorded("cassettes/test_embeddings/TestBedrock.test_cohere_v3_minimal.yaml")["response"]
 INVALID_MODEL_BODY = _recorded("models/cassettes/test_bedrock/test_bedrock_error.yaml")["response"]["parsed_body"]
 
 
@@ -65,11 +83,52 @@ def _route(operation: OperationModel) -> re.Pattern[str]:
 ROUTES = [(SERVICE.operation_model(name), _route(SERVICE.operation_model(name))) for name in SERVICE.operation_names]
 
 
+# Pieces like a BPE pre-tokenizer: a word with its leading space, up to three digits, a run of Hangul, a run of
+# whitespace, a run of other characters.
+_PIECE = re.compile(r" ?[A-Za-z_]+| ?[0-9]{1,3}| ?[\uac00-\ud7a3]+|\s+| ?[^\sA-Za-z0-9_\uac00-\ud7a3]+")
+
+
+def count_tokens(text: str) -> int:
+    """Tokens of ``text`` the way the stand-in bills them, mimicking a BPE tokenizer piece by piece.
+
+    A word of up to six letters is one token, longer words one more per four letters; a number one token per
+    three digits; a Hangul syllable 1⅓ tokens (Korean costs more tokens than characters); whitespace one token
+    per four characters; ASCII symbols one per two, other characters one each. On the recorded real calls in
+    ``shared/data/bedrock-runtime/examples`` this gives 7 and 13 input tokens where Nova reported 7 and 13, and
+    63, 31 and 100 output tokens where Claude Sonnet 4.5, Nova Micro and Claude 3.7 Sonnet reported 69, 30 and 106.
+    """
+    tokens = 0
+    for piece in _PIECE.findall(text):
+        core = piece[1:] if piece[0] == " " and len(piece) > 1 else piece
+        first = core[0]
+        if first.isascii() and (first.isalpha() or first == "_"):
+            tokens += 1 + max(0, len(core) - 6) // 4
+        elif first.isascii() and first.isdigit():
+            tokens += 1
+        elif "\uac00" <= first <= "\ud7a3":
+            tokens += len(core) + len(core) // 3
+        elif core.isspace():
+            tokens += (len(core) + 3) // 4
+        else:
+            symbols = sum(1 for char in core if char.isascii())
+            tokens += (symbols + 1) // 2 + len(core) - symbols
+    return tokens
+
+
 def standin_summary(name: str, korean: bool, doc: str = "") -> str:
-    """The summary text the stand-in gives for function ``name`` whose code documents itself with ``doc``."""
+    """The summary text the stand-in gives for function ``name`` whose code documents itself with ``doc``: three
+    sentences, the middle one the docstring, so summaries carry meaning at a real length. A Korean docstring is left
+    out of an English summary (a model would translate it, at English lengths, not quote it)."""
+    if not korean and any("\uac00" <= char <= "\ud7a3" for char in doc):
+        doc = ""
     if korean:
-        return f"`{name}` 함수는 입력을 검사하고 결과를 반환합니다. 부수 효과는 없습니다." + (f" 설명: {doc}" if doc else "")
-    return f"`{name}` checks its inputs and returns a result. It has no side effects." + (f" {doc}" if doc else "")
+        middle = f"설명: {doc}" if doc else "인자가 올바르지 않으면 예외를 발생시키고 더 진행하지 않습니다."
+        return (f"`{name}` 함수는 전달받은 인자를 검사한 뒤 요청을 처리하고, 그 결과를 호출한 쪽에 돌려줍니다. {middle} "
+                "파일, 네트워크, 데이터베이스 같은 외부 상태는 바꾸지 않으므로 부수 효과가 없습니다.")
+    middle = doc if doc else "If an argument is invalid it raises an exception and stops there."
+    return (f"`{name}` checks the arguments it receives, processes the request and returns the result to its "
+            f"caller. {middle} It changes no outside state such as files, the network or a database, so it has no "
+            "side effects.")
 
 
 def summary_request(prompt: str) -> tuple[str, str] | None:
@@ -86,9 +145,30 @@ def summary_request(prompt: str) -> tuple[str, str] | None:
 
 
 def standin_vector(text: str, dimension: int) -> np.ndarray:
-    """The deterministic (unnormalized) embedding the stand-in gives for ``text``."""
-    seed = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
-    return np.random.default_rng(seed).standard_normal(dimension) * 3.0
+    """The deterministic (unnormalized) embedding the stand-in gives for ``text``: a hashed bag of words.
+
+    Each term of ``bot.text.analyze`` (Korean morphemes, identifier parts) adds ``1 + log(count)`` times its
+    own pseudo-random pattern of signs over the ``dimension`` buckets, seeded by the term's hash (signed
+    feature hashing into every bucket: a random projection of the bag of words). Texts sharing terms point
+    the same way; unrelated ones get small, normally spread cosines (about 1/sqrt(dimension)) as with dense
+    models rather than spurious one-bucket collisions. Relevant pairs score far lower (cosine ~0.2-0.5) than
+    with the bundled model, like Titan's. A text without terms gets one pseudo-term: itself.
+    """
+    vector = np.zeros(dimension)
+    for term, count in Counter(analyze(text) or [text]).items():
+        seed = int.from_bytes(hashlib.blake2b(term.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+        signs = np.random.default_rng(seed).integers(0, 2, dimension) * 2.0 - 1.0
+        vector += (1.0 + math.log(count)) * signs
+    return vector * 3.0
+
+
+def cohere_vector(text: str, input_type: str) -> np.ndarray:
+    """The unit vector the stand-in's Cohere model gives for ``text`` embedded as ``input_type``.
+
+    The input type is a marker the model reads first: a query and a document of the same text are close, not equal.
+    """
+    vector = standin_vector(text, 1024) + 0.1 * standin_vector(f"{input_type}\0{text}", 1024)
+    return vector / np.linalg.norm(vector)
 
 
 @dataclass
@@ -114,6 +194,8 @@ class RegionStats:
     input_tokens: int = 0
     output_tokens: int = 0
     summarized: list[str] = field(default_factory=list)  # function names, in answer order
+    embedded: list[str] = field(default_factory=list)  # texts embedded by Cohere, in request order
+    batches: list[int] = field(default_factory=list)  # texts per Cohere request
 
 
 class _Reply(Exception):
@@ -125,9 +207,11 @@ class _Reply(Exception):
 class BedrockStandin:
     """Threaded HTTP server that acts as bedrock-runtime in several regions; use as a context manager."""
 
-    def __init__(self, regions: dict[str, RegionConfig], reject_names: set[str] | None = None) -> None:
+    def __init__(self, regions: dict[str, RegionConfig], reject_names: set[str] | None = None,
+                 short_answers: bool = False) -> None:
         self.regions = regions
         self.reject_names = reject_names or set()  # functions whose prompt gets a 400 ValidationException
+        self.short_answers = short_answers  # a faulty model: Cohere answers one embedding fewer than asked for
         self.stats = {name: RegionStats() for name in regions}
         self.errors: list[str] = []  # requests that failed validation (a client bug if not empty)
         self.prompts: list[str] = []  # the user message of every Converse request served
@@ -296,7 +380,7 @@ class BedrockStandin:
             used = ", ".join(_REFERENCE_LINE.findall(user)) or "-"
             intro = f"참고한 함수: {used}" if korean else f"Functions used: {used}"
             text = f"{intro}\n\n```python\ndef generated():\n    return 42\n```\n"
-        inputs, outputs = max(1, len(system + user) // 4), max(1, len(text) // 4)
+        inputs, outputs = count_tokens(system) + count_tokens(user) + CONVERSE_FRAMING_TOKENS, count_tokens(text)
         with self._lock:
             stats = self.stats[region]
             stats.ok += 1
@@ -312,14 +396,18 @@ class BedrockStandin:
         return 200, response, {}
 
     def _invoke(self, region: str, params: dict[str, Any], config: RegionConfig) -> tuple[int, Any, dict]:
-        if params["modelId"] != TITAN_V2:
-            raise self._fail(f"the stand-in only embeds with {TITAN_V2}")
+        if params["modelId"] not in (TITAN_V2, *COHERE_V3):
+            raise self._fail(f"the stand-in only embeds with {TITAN_V2} and {', '.join(COHERE_V3)}")
         if params.get("contentType", "application/json") != "application/json":
             raise self._fail("contentType must be application/json")
         try:
             request = json.loads(params["body"])
         except ValueError:
             raise self._fail("Malformed input request: body is not JSON") from None
+        if not isinstance(request, dict):
+            raise self._fail("Malformed input request: body is not a JSON object")
+        if params["modelId"] in COHERE_V3:
+            return self._cohere(region, request, config)
         unknown = set(request) - {"inputText", "dimensions", "normalize", "embeddingTypes"}
         text = request.get("inputText")
         dimension = request.get("dimensions", 1024)
@@ -331,7 +419,7 @@ class BedrockStandin:
         vector = standin_vector(text, dimension)
         if request.get("normalize", True):
             vector = vector / np.linalg.norm(vector)
-        tokens = max(1, len(text) // 4)
+        tokens = max(1, count_tokens(text))
         with self._lock:
             stats = self.stats[region]
             stats.ok += 1
@@ -347,6 +435,73 @@ class BedrockStandin:
             "x-amzn-bedrock-invocation-latency": str(int(config.latency * 1000)),
         }
         return 200, response, headers
+
+    def _cohere(self, region: str, request: dict[str, Any], config: RegionConfig) -> tuple[int, Any, dict]:
+        """Cohere Embed v3: the documented request (texts, input_type, truncate, embedding_types) and response."""
+        unknown = set(request) - {"texts", "input_type", "truncate", "embedding_types"}  # images: not served here
+        texts = request.get("texts")
+        if unknown:
+            raise self._fail(f"Malformed input request: extraneous key {sorted(unknown)[0]!r} is not permitted")
+        if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
+            raise self._fail("Malformed input request: texts must be an array of strings")
+        if not 1 <= len(texts) <= COHERE_MAX_TEXTS:
+            raise self._fail(f"Malformed input request: expected between 1 and {COHERE_MAX_TEXTS} texts, "
+                             f"got {len(texts)}")
+        too_long = [len(text) for text in texts if len(text) > COHERE_MAX_CHARS]
+        if too_long:
+            raise self._fail(f"Malformed input request: expected maxLength: {COHERE_MAX_CHARS}, actual: "
+                             f"{too_long[0]}, please reformat your input and try again.")
+        input_type = request.get("input_type")
+        if input_type not in COHERE_INPUT_TYPES:
+            raise self._fail(f"Malformed input request: input_type must be one of {', '.join(COHERE_INPUT_TYPES)}")
+        truncate = request.get("truncate", "NONE")
+        if truncate not in ("NONE", "START", "END"):
+            raise self._fail("Malformed input request: truncate must be NONE, START or END")
+        kinds = request.get("embedding_types")
+        if kinds is not None and (not isinstance(kinds, list) or not kinds
+                                  or not set(kinds) <= set(COHERE_EMBEDDING_TYPES)):
+            raise self._fail(f"Malformed input request: embedding_types must be some of {COHERE_EMBEDDING_TYPES}")
+        if kinds is not None and kinds != ["float"]:
+            raise self._fail("the stand-in answers float embeddings only")
+        counts = [count_tokens(text) for text in texts]
+        if truncate == "NONE" and max(counts) > COHERE_MAX_TOKENS:
+            raise _Reply(400, {"message": f"Input text of {max(counts)} tokens exceeds the maximum of "
+                                          f"{COHERE_MAX_TOKENS}; use truncate START or END."}, "ValidationException")
+        tokens = sum(min(count, COHERE_MAX_TOKENS) for count in counts)
+        kept = [_token_window(text, truncate) if count > COHERE_MAX_TOKENS else text
+                for text, count in zip(texts, counts, strict=True)]
+        floats = [cohere_vector(text, input_type).tolist() for text in kept][: -1 if self.short_answers else None]
+        with self._lock:
+            stats = self.stats[region]
+            stats.ok += 1
+            stats.input_tokens += tokens
+            stats.embedded.extend(texts)
+            stats.batches.append(len(texts))
+        response = copy.deepcopy(COHERE_TEMPLATE["parsed_body"])
+        if kinds is None:
+            response["embeddings"], response["response_type"] = floats, "embeddings_floats"
+        else:
+            response["embeddings"], response["response_type"] = {"float": floats}, "embeddings_by_type"
+        response["id"] = str(uuid.uuid4())
+        response["texts"] = [text.lower() for text in texts]  # the recorded response echoes them lower-cased
+        headers = {
+            "x-amzn-bedrock-input-token-count": str(tokens),
+            "x-amzn-bedrock-invocation-latency": str(int(config.latency * 1000)),
+        }
+        return 200, response, headers
+
+
+def _token_window(text: str, truncate: str) -> str:
+    """The longest start (``END``: the end is dropped) or end (``START``) of ``text`` within 512 tokens."""
+    fits, too_long = 0, len(text)
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        part = text[:middle] if truncate == "END" else text[-middle:]
+        if count_tokens(part) <= COHERE_MAX_TOKENS:
+            fits = middle
+        else:
+            too_long = middle
+    return text[:fits] if truncate == "END" else text[len(text) - fits:]
 
 
 def serve(regions: dict[str, RegionConfig], conn: Connection) -> None:

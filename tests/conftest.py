@@ -1,9 +1,9 @@
-"""Shared fixtures: real git repositories on disk and a runtime over a temporary RAGCODE_HOME."""
+"""Shared fixtures: real git repositories on disk, a runtime over a temporary RAGCODE_HOME, the Bedrock stand-in."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import git
@@ -11,6 +11,9 @@ import pytest
 
 from bot.config import Settings
 from bot.runtime import Runtime
+from tests.bedrock_standin import BedrockStandin, RegionConfig
+
+StartStandin = Callable[..., BedrockStandin]
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -84,3 +87,54 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
     runtime = Runtime(settings)
     yield runtime
     runtime.close()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Dummy static credentials only: no profile, no shared files, no instance metadata."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ROLE_ARN",
+                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                 "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_ENDPOINT_URL", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDSTANDIN")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "standin-secret")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def bedrock(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[StartStandin]:
+    """Starts stand-ins and points boto3 at the last one through AWS_ENDPOINT_URL_BEDROCK_RUNTIME."""
+    started: list[BedrockStandin] = []
+
+    def start(regions: dict[str, RegionConfig], **options: object) -> BedrockStandin:
+        standin = BedrockStandin(regions, **options).__enter__()
+        started.append(standin)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", standin.url)
+        return standin
+
+    yield start
+    for standin in started:
+        assert standin.errors == [], "the client sent requests that the service model rejects"
+        standin.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory):
+    """moto's server on 127.0.0.1 (SQS and DynamoDB), one per test session; each test makes its own stack."""
+    from tests.aws_standin import MotoServer
+
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(moto_server, monkeypatch):
+    """boto3's standard variables pointing at the moto server (and nowhere else)."""
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in moto_server.env().items():
+        monkeypatch.setenv(key, value)
+    return moto_server.env()

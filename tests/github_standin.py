@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
+import git
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -96,6 +97,11 @@ class GitHubStandIn:
         self.reactions: list[dict[str, Any]] = []
         self.deleted_installations: set[int] = set()
         self.refuse_comments: list[str] = []  # the next comment posts get 422 with these messages, in order
+        self.installations: set[int] = set()  # listed by GET /app/installations
+        self.hook_deliveries: list[dict[str, Any]] = []  # GET /app/hook/deliveries, newest first
+        self.redelivered: list[int] = []  # delivery ids POSTed to /app/hook/deliveries/{id}/attempts
+        self.rate_limit = 5000  # requests per credential (the App JWT, each installation)
+        self.rate_used: dict[str, int] = {}
         self.lock = threading.Lock()
         self._ids = itertools.count(1000)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -167,6 +173,12 @@ class GitHubStandIn:
             self.requests.append(Recorded(method, path, query, body, auth or "none"))
         if auth is None:
             return self._error(401, f"{method} {path}: bad credentials")
+        key = "app" if auth == "app" else auth
+        with self.lock:
+            if self.rate_used.get(key, 0) >= self.rate_limit:
+                return 403, {"message": f"API rate limit exceeded for {key}.",
+                             "documentation_url": "https://docs.github.com/rest/rate-limit"}
+            self.rate_used[key] = self.rate_used.get(key, 0) + 1
         request = MockRequest("https://api.github.com", method.lower(), path, args=query,
                               data=raw_body or None, content_type="application/json" if raw_body else None)
         try:
@@ -184,6 +196,17 @@ class GitHubStandIn:
         """GitHub's 422 body (the OpenAPI ``validation-error`` schema) for one invalid field."""
         return 422, {"message": "Validation Failed", "documentation_url": "https://docs.github.com/rest",
                      "errors": [{"resource": resource, "code": "custom", "field": field_name, "message": message}]}
+
+    def rate_headers(self, header: str, path: str) -> dict[str, str]:
+        """``X-RateLimit-*`` headers for the credential of a request (as GitHub sends on every answer)."""
+        auth = self._authenticate(urlsplit(path).path[len(PREFIX):], header)
+        if auth is None:
+            return {}
+        with self.lock:
+            used = self.rate_used.get(auth, 0)
+        return {"X-RateLimit-Limit": str(self.rate_limit), "X-RateLimit-Remaining": str(max(0, self.rate_limit - used)),
+                "X-RateLimit-Used": str(used), "X-RateLimit-Reset": str(int(time.time()) + 3600),
+                "X-RateLimit-Resource": "core"}
 
     def _authenticate(self, path: str, header: str) -> str | None:
         scheme, _, credential = header.partition(" ")
@@ -220,6 +243,20 @@ class GitHubStandIn:
                 self.tokens[token] = (int(match[1]), expires)
             return 201, {"token": token, "expires_at": _iso(expires), "permissions": {"contents": "read"},
                          "repository_selection": "all"}
+        if method == "GET" and path == "/app/installations":
+            with self.lock:
+                listed = sorted(self.installations)
+            return 200, [_installation(number, self.url) for number in listed]
+        if method == "GET" and path == "/app/hook/deliveries":
+            with self.lock:
+                return 200, list(self.hook_deliveries)
+        match = re.fullmatch(r"/app/hook/deliveries/(\d+)/attempts", path)
+        if method == "POST" and match:
+            with self.lock:
+                known = any(d["id"] == int(match[1]) for d in self.hook_deliveries)
+                if known:
+                    self.redelivered.append(int(match[1]))
+            return (202, {}) if known else self._error(404, f"no delivery {match[1]}")
         if method == "GET" and path == "/installation/repositories":
             installation = int(auth.split(":")[1])
             with self.lock:
@@ -243,7 +280,17 @@ class GitHubStandIn:
                 self.check_runs[run_id] = run
                 self.check_run_history[run_id] = [dict(body)]
             return 201, run
+        match = re.fullmatch(r"/branches/([^/]+)", rest)
+        if method == "GET" and match:
+            head = _branch_head(repo, unquote(match[1]))
+            if head is None:
+                return 404, {"message": "Branch not found", "documentation_url": "https://docs.github.com/rest"}
+            return 200, {"name": unquote(match[1]), "protected": False, "_links": {"self": "", "html": ""},
+                         "protection_url": "", "commit": {"sha": head, "url": f"{base}/commits/{head}"}}
         match = re.fullmatch(r"/check-runs/(\d+)", rest)
+        if method == "GET" and match and int(match[1]) in self.check_runs:
+            with self.lock:
+                return 200, dict(self.check_runs[int(match[1])])
         if method == "PATCH" and match and int(match[1]) in self.check_runs:
             with self.lock:
                 run = self.check_runs[int(match[1])]
@@ -298,6 +345,8 @@ def _handler(standin: GitHubStandIn) -> type[BaseHTTPRequestHandler]:
             status, payload = standin.handle(self.command, self.path, headers, raw)
             data = json.dumps(payload).encode()
             self.send_response(status)
+            for key, value in standin.rate_headers(headers.get("authorization", ""), self.path).items():
+                self.send_header(key, value)
             self.send_header("content-type", "application/json; charset=utf-8")
             self.send_header("content-length", str(len(data)))
             self.end_headers()
@@ -317,6 +366,30 @@ def _repository(repo: Repo, api_url: str) -> dict[str, Any]:
             "private": True, "owner": _user(owner, "Organization"), "html_url": repo.html_url,
             "url": f"{api_url}/repos/{repo.full_name}", "clone_url": repo.clone_url,
             "default_branch": repo.default_branch}
+
+
+def _branch_head(repo: Repo, branch: str) -> str | None:
+    """The head of ``branch`` in the repository's (file://) clone URL, or None."""
+    try:
+        return str(git.Repo(repo.clone_url.removeprefix("file://")).heads[branch].commit.hexsha)
+    except (IndexError, git.GitError, OSError):
+        return None
+
+
+def _installation(number: int, api_url: str) -> dict[str, Any]:
+    return {"id": number, "account": _user("acme", "Organization"), "access_tokens_url":
+            f"{api_url}/app/installations/{number}/access_tokens", "repositories_url": f"{api_url}/installation/repositories",
+            "html_url": f"https://github.example/settings/installations/{number}", "app_id": 1, "target_id": 1,
+            "target_type": "Organization", "permissions": {"contents": "read"}, "events": ["push"],
+            "created_at": _now(), "updated_at": _now(), "single_file_name": None, "app_slug": "ragcode",
+            "suspended_by": None, "suspended_at": None, "repository_selection": "selected"}
+
+
+def hook_delivery(number: int, guid: str, status_code: int, event: str = "push", age: float = 60.0) -> dict[str, Any]:
+    """An entry of ``GET /app/hook/deliveries``."""
+    return {"id": number, "guid": guid, "delivered_at": _iso(time.time() - age), "redelivery": False,
+            "duration": 0.3, "status": "OK" if 200 <= status_code < 300 else "failed to connect",
+            "status_code": status_code, "event": event, "action": None, "installation_id": 1, "repository_id": 1}
 
 
 def _user(login: str, kind: str = "User") -> dict[str, Any]:

@@ -25,7 +25,7 @@ NO_VALUE = {"Ref": "AWS::NoValue"}
 # Actions IAM cannot scope to a resource.
 UNSCOPABLE_ACTIONS = {"ecr:GetAuthorizationToken"}
 HANDLER = "bot.webhooks.aws_lambda.handler"
-WORKER_COMMAND = ["ragcode", "worker", "--port", "8001"]
+WORKER_COMMAND = ["ragcode", "worker", "--host", "0.0.0.0", "--port", "8001"]
 REQUIRED_ENV = {
     "RAGCODE_QUEUE": "sqs",
     "RAGCODE_STORE": "opensearch",

@@ -3,54 +3,28 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError, Settings, load_settings
 from bot.documents import Document, Hit, Repository, Unit
-from bot.embed.bedrock import BedrockEmbedder
+from bot.embed import embedder_spec, make_embedder
+from bot.embed.bedrock import BedrockEmbedder, CohereEmbedder
+from bot.llm import text_model_name
 from bot.llm.bedrock import BedrockTextModel
-from tests.bedrock_standin import INVALID_MODEL, BedrockStandin, RegionConfig, standin_summary, standin_vector
+from tests.bedrock_standin import (
+    INVALID_MODEL,
+    RegionConfig,
+    cohere_vector,
+    standin_summary,
+    standin_vector,
+)
+from tests.conftest import StartStandin
 
 HANGUL = re.compile(r"[가-힣]")
-
-StartStandin = Callable[..., BedrockStandin]
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Dummy static credentials only: no profile, no shared files, no instance metadata."""
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ROLE_ARN",
-                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                 "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_ENDPOINT_URL", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDSTANDIN")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "standin-secret")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
-@pytest.fixture
-def bedrock(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[StartStandin]:
-    """Starts stand-ins and points boto3 at the last one through AWS_ENDPOINT_URL_BEDROCK_RUNTIME."""
-    started: list[BedrockStandin] = []
-
-    def start(regions: dict[str, RegionConfig], **options: object) -> BedrockStandin:
-        standin = BedrockStandin(regions, **options).__enter__()
-        started.append(standin)
-        monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", standin.url)
-        return standin
-
-    yield start
-    for standin in started:
-        assert standin.errors == [], "the client sent requests that the service model rejects"
-        standin.__exit__(None, None, None)
 
 
 def settings(regions: dict[str, RegionConfig], **overrides: object) -> Settings:
@@ -212,7 +186,12 @@ def test_usage_is_counted_in_prometheus_metrics(bedrock: StartStandin) -> None:
 
     before_ok = sample("ragcode_llm_calls_total", {"region": "sa-east-1", "outcome": "ok"})
     before_down = sample("ragcode_llm_calls_total", {"region": "ca-central-1", "outcome": "unavailable"})
-    before_tokens = sample("ragcode_llm_tokens_total", {"region": "sa-east-1", "direction": "input"})
+    model_id = "anthropic.claude-3-5-haiku-20241022-v1:0"
+    tokens_in = {"region": "sa-east-1", "model": model_id, "direction": "input"}
+    tokens_out = tokens_in | {"direction": "output"}
+    cost = {"region": "sa-east-1", "model": model_id}
+    before_tokens, before_out = sample("ragcode_llm_tokens_total", tokens_in), sample("ragcode_llm_tokens_total", tokens_out)
+    before_cost = sample("ragcode_llm_cost_usd_total", cost)
     before_latency = sample("ragcode_llm_call_seconds_count", {"region": "sa-east-1"})
     model = BedrockTextModel(settings(regions, bedrock_cooldown=30.0))
     model.summarize(units(12), "ko")
@@ -220,8 +199,12 @@ def test_usage_is_counted_in_prometheus_metrics(bedrock: StartStandin) -> None:
     assert sample("ragcode_llm_calls_total", {"region": "sa-east-1", "outcome": "ok"}) - before_ok == 12
     assert sample("ragcode_llm_calls_total", {"region": "ca-central-1", "outcome": "unavailable"}) - before_down \
         == usage["ca-central-1"]["errors"] >= 1
-    assert sample("ragcode_llm_tokens_total", {"region": "sa-east-1", "direction": "input"}) - before_tokens \
+    assert sample("ragcode_llm_tokens_total", tokens_in) - before_tokens \
         == usage["sa-east-1"]["input_tokens"] == standin.stats["sa-east-1"].input_tokens
+    assert sample("ragcode_llm_tokens_total", tokens_out) - before_out == standin.stats["sa-east-1"].output_tokens
+    # Claude 3.5 Haiku: $0.0008 per 1,000 input tokens and $0.004 per 1,000 output tokens
+    expected = (standin.stats["sa-east-1"].input_tokens * 0.0008 + standin.stats["sa-east-1"].output_tokens * 0.004) / 1000
+    assert sample("ragcode_llm_cost_usd_total", cost) - before_cost == pytest.approx(expected)
     assert sample("ragcode_llm_call_seconds_count", {"region": "sa-east-1"}) - before_latency == 12
     assert usage["sa-east-1"]["seconds"] > 0
 
@@ -262,6 +245,128 @@ def test_embedding_failure_raises_instead_of_returning_partial_vectors(bedrock: 
     embedder = BedrockEmbedder(settings(regions, bedrock_max_attempts=2, bedrock_cooldown=0.0))
     with pytest.raises(RuntimeError, match="2 of 2 texts could not be embedded"):
         embedder.embed_documents(["a", "b"])
+
+
+COHERE = "cohere.embed-multilingual-v3"
+KOREAN = ["장바구니 총액을 계산합니다", "쿠폰 할인을 적용하는 함수", "세션에 어댑터를 등록합니다", "주문을 배송 대기열에 넣는다"]
+
+
+def korean_and_english(count: int) -> list[str]:
+    """Distinct texts, every other one Korean."""
+    return [f"{KOREAN[i % 4]} {i}번" if i % 2 else f"handler_{i} returns the event's field {i}" for i in range(count)]
+
+
+def test_cohere_is_chosen_by_its_model_id_and_named_like_the_spec(bedrock: StartStandin) -> None:
+    regions = {"us-east-1": RegionConfig()}
+    bedrock(regions)
+    configured = settings(regions, bedrock_embed_model=COHERE)
+    embedder = make_embedder(configured)
+    assert isinstance(embedder, CohereEmbedder) and embedder.dimension == 1024
+    assert embedder.name == embedder_spec(configured).name == "bedrock:cohere.embed-multilingual-v3:1024"
+    titan = make_embedder(settings(regions))
+    assert isinstance(titan, BedrockEmbedder) and titan.name == embedder_spec(settings(regions)).name
+    assert BedrockTextModel(configured).name == text_model_name(configured)
+    assert isinstance(make_embedder(settings(regions, bedrock_embed_model=f"us.{COHERE}")), CohereEmbedder)
+    with pytest.raises(ConfigError, match="RAGCODE_BEDROCK_EMBED_DIMENSION: Cohere"):
+        load_settings({"RAGCODE_EMBEDDER": "bedrock", "RAGCODE_BEDROCK_EMBED_MODEL": COHERE,
+                       "RAGCODE_BEDROCK_EMBED_DIMENSION": "256"})
+
+
+def test_cohere_embeds_korean_in_batches_of_at_most_96_in_order(bedrock: StartStandin) -> None:
+    regions = {"us-east-1": RegionConfig(), "us-west-2": RegionConfig()}
+    standin = bedrock(regions)
+    embedder = CohereEmbedder(settings(regions, bedrock_embed_model=COHERE))
+    texts = korean_and_english(250)
+    vectors = embedder.embed_documents([*texts, texts[7], ""])
+    assert vectors.shape == (252, 1024) and vectors.dtype == np.float32
+    for row, text in enumerate(texts):
+        assert np.allclose(vectors[row], cohere_vector(text, "search_document"), atol=1e-5), text
+    assert np.array_equal(vectors[250], vectors[7]) and not vectors[251].any()  # duplicates once, blanks not sent
+    batches = [size for stats in standin.stats.values() for size in stats.batches]
+    assert sorted(batches) == [58, 96, 96] and standin.total("requests") == 3
+    assert sorted(text for stats in standin.stats.values() for text in stats.embedded) == sorted(texts)
+    usage = embedder.usage()
+    assert sum(u["calls"] for u in usage.values()) == 3
+    assert sum(u["input_tokens"] for u in usage.values()) == standin.total("input_tokens") > 0
+
+
+def test_cohere_queries_are_embedded_as_search_queries(bedrock: StartStandin) -> None:
+    regions = {"ap-northeast-2": RegionConfig()}
+    bedrock(regions)
+    embedder = CohereEmbedder(settings(regions, bedrock_embed_model=COHERE))
+    query = embedder.embed_query("쿠폰 할인을 적용하는 함수")
+    document = embedder.embed_documents(["쿠폰 할인을 적용하는 함수"])[0]
+    assert query.shape == (1024,) and np.allclose(query, cohere_vector("쿠폰 할인을 적용하는 함수", "search_query"),
+                                                  atol=1e-5)
+    assert not np.allclose(query, document) and float(query @ document) > 0.98
+
+
+def test_cohere_inputs_are_cut_to_2048_characters_and_truncated_at_the_end(bedrock: StartStandin) -> None:
+    regions = {"us-east-1": RegionConfig()}
+    standin = bedrock(regions)
+    embedder = CohereEmbedder(settings(regions, bedrock_embed_model=COHERE))
+    hostile = "세션에 어댑터를 등록합니다 " * 10_000  # 140,000 characters, thousands of tokens
+    longer = hostile + "끝"
+    vectors = embedder.embed_documents([hostile, longer[:2_048] + "다른 끝"])
+    assert standin.total("rejected") == 0 and standin.total("requests") == 1
+    assert [len(text) for text in standin.stats["us-east-1"].embedded] == [2_048, 2_048]
+    assert np.array_equal(vectors[0], vectors[1])  # the same first 2,048 characters, the same vector
+    assert standin.total("input_tokens") == 2 * 512  # the model embedded (and billed) its 512-token window
+
+
+def test_cohere_throttling_is_retried_in_another_region_and_order_kept(bedrock: StartStandin) -> None:
+    regions = {"us-east-1": RegionConfig(latency=0.05, limit=1), "eu-central-1": RegionConfig(latency=0.05)}
+    standin = bedrock(regions)
+    embedder = CohereEmbedder(settings(regions, bedrock_embed_model=COHERE, bedrock_concurrency=4))
+    texts = korean_and_english(96 * 10)
+    vectors = embedder.embed_documents(texts)
+    assert standin.stats["us-east-1"].throttled > 0
+    assert standin.stats["eu-central-1"].ok > standin.stats["us-east-1"].ok
+    assert standin.total("ok") == 10 and all(size == 96 for stats in standin.stats.values() for size in stats.batches)
+    for row in (0, 95, 96, 500, 959):
+        assert np.allclose(vectors[row], cohere_vector(texts[row], "search_document"), atol=1e-5)
+    assert embedder.usage()["us-east-1"]["throttles"] == standin.stats["us-east-1"].throttled
+
+
+def test_cohere_failure_raises_instead_of_returning_partial_vectors(bedrock: StartStandin) -> None:
+    regions = {"us-east-1": RegionConfig(down=True)}
+    bedrock(regions)
+    embedder = CohereEmbedder(settings(regions, bedrock_embed_model=COHERE, bedrock_max_attempts=2,
+                                       bedrock_cooldown=0.0))
+    with pytest.raises(RuntimeError, match="1 of 1 embedding batches failed"):
+        embedder.embed_documents(["a", "b"])
+
+
+def test_cohere_answers_of_the_wrong_shape_are_rejected_not_misaligned(bedrock: StartStandin) -> None:
+    regions = {"us-east-1": RegionConfig(), "us-west-2": RegionConfig()}
+    standin = bedrock(regions, short_answers=True)
+    embedder = CohereEmbedder(settings(regions, bedrock_embed_model=COHERE))
+    with pytest.raises(RuntimeError, match=r"asked for 3 embeddings of 1024, got shape \(2, 1024\)"):
+        embedder.embed_documents(["a", "b", "c"])
+    assert standin.total("requests") == 2  # a rejected answer is tried once in each region, then reported
+
+
+def test_standin_checks_cohere_requests_like_the_service(bedrock: StartStandin) -> None:
+    standin = bedrock({"us-east-1": RegionConfig()})
+    signed = {"Authorization": "AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/bedrock/aws4_request, "
+                               "SignedHeaders=host, Signature=0", "Content-Type": "application/json"}
+    url = f"{standin.url}/model/{COHERE}/invoke"
+    ok = httpx.post(url, json={"texts": ["Hello, world!"], "input_type": "search_query"}, headers=signed)
+    assert ok.status_code == 200 and ok.json()["response_type"] == "embeddings_floats"
+    assert ok.json()["texts"] == ["hello, world!"] and ok.headers["x-amzn-bedrock-input-token-count"] == "4"
+    by_type = httpx.post(url, json={"texts": ["a"], "input_type": "search_document", "embedding_types": ["float"]},
+                         headers=signed)
+    assert len(by_type.json()["embeddings"]["float"][0]) == 1024
+    for body in ({"texts": ["x"] * 97, "input_type": "search_document"},
+                 {"texts": ["x" * 2_049], "input_type": "search_document"},
+                 {"texts": ["x"]},
+                 {"texts": ["x"], "input_type": "search_document", "truncate": "MIDDLE"},
+                 {"texts": ["x"], "input_type": "search_document", "dimensions": 256}):
+        assert httpx.post(url, json=body, headers=signed).status_code == 400, body
+    long_text = {"texts": ["a, " * 600], "input_type": "search_document"}  # 1,200 tokens; truncate NONE by default
+    assert httpx.post(url, json=long_text, headers=signed).status_code == 400
+    assert httpx.post(url, json=long_text | {"truncate": "END"}, headers=signed).status_code == 200
+    standin.errors.clear()  # these were deliberate
 
 
 def test_standin_validates_requests_against_the_service_model(bedrock: StartStandin) -> None:

@@ -339,3 +339,29 @@ def test_index_follows_the_repositorys_own_configuration(tmp_path, make_repo):
                     env={"RAGCODE_MIN_SCORE": "0"})
     paths = {r["path"] for r in json.loads(found.stdout)["results"]}
     assert paths == {"src/app.py"}
+
+
+def test_tests_flag_ranks_test_code_on_search_and_ask(indexed, tmp_path):
+    repo, home, _ = indexed
+    repo.write("tests/test_net.py", 'def test_retry_request_retries_a_failed_request():\n'
+                                    '    """실패한 요청을 지정한 횟수만큼 다시 시도하는지 확인한다."""\n'
+                                    '    assert retry_request("http://example.com", attempts=2)\n')
+    repo.commit("a test")
+    assert ragcode("index", str(repo.path), "--json", home=home, cwd=tmp_path).returncode == 0
+    query = "실패한 요청을 다시 시도하는 함수"
+    found = {}
+    for mode in ("include", "demote", "exclude"):
+        result = ragcode("search", query, "--repo", "acme/service", "--tests", mode, "--json", home=home, cwd=tmp_path,
+                         env={"RAGCODE_MIN_SCORE": "0"})
+        assert result.returncode == 0, result.stderr
+        found[mode] = [(r["path"], r["name"], r["score"]) for r in json.loads(result.stdout)["results"]]
+    assert {path for path, _, _ in found["include"]} == {"svc/net.py", "tests/test_net.py"}
+    assert [score for *_, score in found["include"]] == sorted((score for *_, score in found["include"]), reverse=True)
+    assert found["demote"][-1][0] == "tests/test_net.py" and sorted(found["demote"]) == sorted(found["include"])
+    assert found["exclude"] == [item for item in found["demote"] if item[0] != "tests/test_net.py"]
+    asked = ragcode("ask", query, "--repo", "acme/service", "--tests", "exclude", "--json", home=home, cwd=tmp_path)
+    payload = json.loads(asked.stdout)
+    assert payload["references"][0]["name"] == "retry_request", "the calibrated cut answers it"
+    assert all(reference["path"] != "tests/test_net.py" for reference in payload["references"])
+    rejected = ragcode("search", query, "--repo", "acme/service", "--tests", "skip", home=home, cwd=tmp_path)
+    assert rejected.returncode == 2 and "--tests" in rejected.stderr

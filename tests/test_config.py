@@ -16,6 +16,16 @@ def test_defaults(tmp_path, monkeypatch):
     assert settings.home == tmp_path / "data" / "ragcode", "the per-user data folder (XDG on Linux)"
     assert Settings().home == settings.home and settings.bedrock_regions == DEFAULT_REGIONS
     assert settings.bedrock_concurrency == 8 and settings.github_api_url == "https://api.github.com"
+    assert settings.min_score is None, "unset: the calibrated relevance cut"
+    assert settings.tests == "demote"
+
+
+def test_min_score_forces_a_fixed_cut_and_empty_means_calibrated(tmp_path):
+    home = {"RAGCODE_HOME": str(tmp_path)}
+    assert load_settings({**home, "RAGCODE_MIN_SCORE": "0.3"}).min_score == 0.3
+    assert load_settings({**home, "RAGCODE_MIN_SCORE": " "}).min_score is None
+    assert load_settings(home).min_score is None
+    assert load_settings({**home, "RAGCODE_TESTS": "exclude"}).tests == "exclude"
 
 
 def test_environment_overrides_toml(tmp_path):
@@ -33,6 +43,9 @@ def test_environment_overrides_toml(tmp_path):
     ({"RAGCODE_STORE": "opensearch"}, "OPENSEARCH_URL"),
     ({"RAGCODE_LLM": "openai"}, "RAGCODE_OPENAI_BASE_URL"),
     ({"RAGCODE_MIN_SCORE": "2"}, "RAGCODE_MIN_SCORE"),
+    ({"RAGCODE_MIN_SCORE": "nan"}, "RAGCODE_MIN_SCORE"),
+    ({"RAGCODE_MIN_SCORE": "high"}, "RAGCODE_MIN_SCORE"),
+    ({"RAGCODE_TESTS": "skip"}, "RAGCODE_TESTS"),
     ({"RAGCODE_SUMMARY_LANG": "jp"}, "RAGCODE_SUMMARY_LANG"),
 ])
 def test_bad_settings_name_the_variable(tmp_path, env, names):

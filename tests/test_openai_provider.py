@@ -117,7 +117,7 @@ def test_embeddings_discover_dimension_normalize_and_keep_order(servers: list[Op
     assert sum(s.counts["requests"] for s in servers) == 0  # nothing sent at construction
     assert embedder.dimension == DIMENSION  # discovered by a one-text probe
     assert sum(s.counts["requests"] for s in servers) == 1
-    texts = [f"text number {i}" for i in range(70)]
+    texts = [f"text number_{i}" for i in range(70)]  # distinct terms: distinct bag-of-words vectors
     vectors = embedder.embed_documents(texts + ["", texts[0]])
     assert vectors.shape == (72, DIMENSION) and vectors.dtype == np.float32
     for row in (0, 33, 69):
@@ -125,7 +125,7 @@ def test_embeddings_discover_dimension_normalize_and_keep_order(servers: list[Op
         assert np.allclose(vectors[row], expected / np.linalg.norm(expected), atol=1e-6)
     assert np.allclose(np.linalg.norm(vectors[:70], axis=1), 1.0, atol=1e-5) and not vectors[70].any()
     assert sorted(servers[0].batches + servers[1].batches) == [1, 6, 32, 32]  # probe, then 70 texts in batches
-    assert embedder.embed_query("text number 5").shape == (DIMENSION,)
+    assert embedder.embed_query("text number_5").shape == (DIMENSION,)
 
 
 def test_embedder_dimension_from_first_response(servers: list[OpenAIStandin]) -> None:

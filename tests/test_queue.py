@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from bot.queue import JobQueue, JobSpec
+from bot.queue import JobSpec
+from bot.queue.sqlite import JobQueue
 
 IDS = {"o/a": 1, "o/b": 2}
 

@@ -21,10 +21,12 @@ summary_lang: en
 command_permission: triage
 max_file_bytes: 256KB
 rate_limit_per_hour: 5
+tests: exclude
 """,
         SETTINGS,
     )
     assert config.errors == ()
+    assert config.tests == "exclude"
     assert config.options == IndexOptions(("src/**", "lib/*.py"), ("**/tests/**",), 256 * 1024, "en")
     assert config.command_permission == "triage" and config.rate_limit_per_hour == 5
     assert config.indexes("release/1.2", "main") and config.indexes("main", "main")
@@ -40,13 +42,21 @@ def test_defaults_index_only_the_default_branch():
 def test_each_bad_key_is_reported_and_keeps_its_default():
     config = parse_config(
         "include: 3\nsummary_lang: fr\ncommand_permission: owner\nmax_file_bytes: -1\nrate_limit_per_hour: lots\ncolour: blue\n"
-        "exclude: [vendor/]\n",
+        "exclude: [vendor/]\ntests: [drop]\n",
         SETTINGS,
     )
-    assert len(config.errors) == 6
+    assert len(config.errors) == 7
+    assert any("`tests` must be one of demote, include, exclude" in error for error in config.errors)
+    assert config.tests == "demote"
     assert any("colour" in error for error in config.errors)
     assert config.options == IndexOptions((), ("vendor/",), 512 * 1024, "ko")
     assert config.command_permission == "write" and config.rate_limit_per_hour == 30
+
+
+def test_tests_defaults_to_the_operators_setting():
+    assert parse_config("summary_lang: en\n", Settings(tests="exclude")).tests == "exclude"
+    assert parse_config("tests: include\n", Settings(tests="exclude")).tests == "include"
+    assert defaults(SETTINGS).tests == "demote"
 
 
 def test_broken_yaml_uses_the_defaults():

@@ -412,5 +412,26 @@ def test_documents_written_before_their_vectors_are_searchable_by_keyword_then_g
     assert store.lexical_search(APP, "main", "비밀번호 검증", 10)[0][0] == docs[0].id
 
 
+def test_sample_vectors_are_a_fixed_sample_of_the_branch(store: Store) -> None:
+    docs = [make_doc(path=f"m{i % 7}.py", name=f"f{i}", seed=100 + i) for i in range(30)]
+    store.write(APP, "main", docs, [])
+    store.write(APP, "dev", [make_doc(branch="dev", name="elsewhere", seed=7)], [])
+    store.write(OTHER, "main", [make_doc(repo=OTHER, name="theirs", seed=8)], [])
+    store.write(APP, "wide", [make_doc(branch="wide", name="wide", seed=9, dimension=16)], [])
+    sample = store.sample_vectors(APP, "main", 8, 10)
+    assert sample.shape == (10, 8) and sample.dtype == np.float32
+    lowest = sorted(docs, key=lambda d: d.id)[:10]  # ids are hashes: the lowest ones are an even sample
+    np.testing.assert_allclose(sample, np.vstack([d.vector for d in lowest]), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(store.sample_vectors(APP, "main", 8, 10), sample)
+    everything = store.sample_vectors(APP, "main", 8, 500)
+    assert everything.shape == (30, 8)
+    np.testing.assert_allclose(everything, np.vstack([d.vector for d in sorted(docs, key=lambda d: d.id)]),
+                               rtol=1e-6, atol=1e-6)
+    assert store.sample_vectors(APP, "main", 16, 10).shape == (0, 16), "only vectors of that dimension"
+    assert store.sample_vectors(APP, "wide", 16, 10).shape == (1, 16)
+    assert store.sample_vectors(APP, "missing", 8, 10).shape == (0, 8)
+    assert store.sample_vectors(APP, "main", 8, 0).shape == (0, 8)
+
+
 def test_ping(store: Store) -> None:
     assert store.ping() is True

@@ -48,6 +48,7 @@ import git
 import numpy as np
 import pytest
 
+from bot.commands.reference_texts import REFERENCE_TEXTS
 from tests.bedrock_standin import BedrockStandin, RegionConfig, standin_summary, standin_vector
 from tests.github_standin import (
     GitHubStandIn,
@@ -99,8 +100,9 @@ REGIONS = {"us-east-1": RegionConfig(latency=0.005), "ap-northeast-2": RegionCon
            "eu-west-1": RegionConfig(down=True)}
 OPENAI_DIMENSION = 256
 OPENSEARCH_USER, OPENSEARCH_PASSWORD = "ragcode", "a-Strong-passw0rd"
-# texts embedded that are no function: serve's warm-up, the OpenAI embedder's probe of its dimension
-NOT_FUNCTIONS = {"warm up", "dimension"}
+# texts embedded that are no function of the repository: serve's warm-up, the OpenAI embedder's probe of its
+# dimension, the relevance cut's reference code
+NOT_FUNCTIONS = {"warm up", "dimension", *REFERENCE_TEXTS}
 INSTALLATION = 77
 AWS_KEY = "AKIA" + "Q3EGRIKPQ7VXTW5D"  # planted; must never reach a model, the store or a reply
 PERMALINK = re.compile(
@@ -330,8 +332,6 @@ def backend_settings(line: Line, home: Path, prefix: str, standins: StandIns) ->
     if "openai" in (line.llm, line.embedder):
         env |= {"RAGCODE_OPENAI_BASE_URL": standins.openai.url, "RAGCODE_OPENAI_API_KEY": API_KEY,
                 "RAGCODE_OPENAI_MODEL": MODEL, "RAGCODE_OPENAI_EMBED_MODEL": EMBED_MODEL}
-    if line.embedder != "local":
-        env["RAGCODE_MIN_SCORE"] = "0"  # until the calibrated relevance cut lands
     return env
 
 
@@ -421,7 +421,8 @@ def assert_results(line: Line, results: list[dict[str, Any]], widgets: git.Repo,
     summary the text model wrote (the extractive one when offline)."""
     for result in results:
         path, start, end = result["path"], result["start_line"], result["end_line"]
-        from_model = result["summary"].startswith(standin_summary(result["name"], korean=True))
+        first_sentence = standin_summary(result["name"], korean=True).split(". ")[0]  # the rest restates the docstring
+        from_model = result["summary"].startswith(first_sentence)
         assert from_model == (line.llm != "offline") and f"`{result['name']}`" in result["summary"], result
         assert span_is_function(file_at(widgets, commit, path), start, end, result["name"]), result
         assert result["permalink"] == f"https://github.com/acme/widgets/blob/{commit}/{path}#L{start}-L{end}"
@@ -692,7 +693,8 @@ class Case:
         assert (held["paths"], held["repos"]) == (paths, repos)
         assert repos or held["vectors"] == [], "Faiss snapshots of forgotten branches"
         ids = {"acme/widgets": self.repo.id, "acme/sauce": self.other.id}
-        assert self.repo.id not in held["cached"] and set(held["cached"]) <= {ids[repo] for repo in repos}, \
+        # id 0 holds only the bundled reference code of the relevance cut: no tenant's data
+        assert self.repo.id not in held["cached"] and set(held["cached"]) <= {0, *(ids[repo] for repo in repos)}, \
             "summaries and vectors cached for a forgotten repository"
         mirrors = sorted(path.name for path in (self.app_home / "mirrors").iterdir())
         assert mirrors == sorted(f"{ids[repo]}.git" for repo in repos)

@@ -39,18 +39,20 @@ def answer(
     boost_paths: Collection[str] = (),
     search_only: bool = False,
     lang: str | None = None,
+    tests: str | None = None,
 ) -> Answer:
     """Retrieve the functions relevant to ``request`` in ``repo``'s ``branch`` and write the reply in ``lang``.
 
     The index is found by the repository's numeric id; one recorded for another installation (the repository
-    changed hands) is never answered from.
+    changed hands) is never answered from. ``tests`` (``demote``, ``include``, ``exclude``; default
+    ``RAGCODE_TESTS``) says how test code ranks.
     """
     started = time.monotonic()
     lang = lang or runtime.settings.summary_lang
     state = runtime.store.branch_state(repo.id, branch)
     if state is None or (repo.installation and state.installation and state.installation != repo.installation):
         return Answer(markdown=_NOT_INDEXED["en" if lang == "en" else "ko"])
-    hits = retrieve(runtime, repo.id, branch, request, boost_paths=boost_paths)
+    hits = retrieve(runtime, repo.id, branch, request, boost_paths=boost_paths, tests=tests)
     body, llm = "", ""
     if hits and not search_only:
         generation = runtime.text_model.generate(request, hits, lang, repo)

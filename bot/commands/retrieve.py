@@ -1,7 +1,8 @@
-"""Retrieval: lexical and vector candidates, fused, re-ranked with Faiss, cut at a relevance threshold."""
+"""Retrieval: lexical and vector candidates, fused, re-ranked with Faiss, scored on a calibrated scale and cut."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote
@@ -9,12 +10,18 @@ from urllib.parse import quote
 import faiss
 import numpy as np
 
+from bot.commands.calibrate import calibration
+from bot.commands.testcode import is_test_code
 from bot.documents import Hit
 from bot.runtime import Runtime
 
 RRF_K = 5  # reciprocal-rank constant: small, so the top ranks of each list dominate (benchmarks/bench_quality.py)
-LEXICAL_BONUS = 0.05  # most that keyword agreement adds to the cosine similarity
-PATH_BOOST = 0.02  # added for functions in the files of the pull request the command came from
+# Evidence is the calibrated similarity (standard deviations above the backgrounds, see calibrate.py) plus these
+# bonuses, all in the same unit; the constants were chosen once on benchmarks/bench_quality.py for every embedder.
+LEXICAL_BONUS = 2.0  # most that keyword agreement adds
+PATH_BOOST = 1.0  # added for functions in the files of the pull request the command came from
+CUT = 4.75  # evidence at which a result scores 0.5: a request is answered only if its best result gets there
+LIST_FLOOR = 0.15  # once answered, results scoring below this are left out (evidence 3.0)
 
 
 def fuse(lexical: list[tuple[str, float]], vector: list[tuple[str, float]], lexical_weight: float = 1.0,
@@ -37,6 +44,29 @@ def rerank(query_vector: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     return similarity
 
 
+def score_of(evidence: float) -> float:
+    """The reported score, from 0 to 1: 0.5 at the cut, rising towards 1 with each unit of evidence above it."""
+    return 1.0 / (1.0 + math.exp(min(CUT - evidence, 700.0)))
+
+
+def relevant(hits: list[Hit], min_score: float | None) -> list[Hit]:
+    """Hits (best first) that pass the cut: a fixed ``min_score``, else the calibrated one."""
+    if min_score is not None:
+        return [hit for hit in hits if hit.score >= min_score]
+    if not hits or hits[0].score < 0.5:
+        return []
+    return [hit for hit in hits if hit.score >= LIST_FLOOR]
+
+
+def order_tests(hits: list[Hit], tests: str) -> list[Hit]:
+    """``demote``: test code after every implementation; ``exclude``: without it; ``include``: as ranked."""
+    if tests == "include":
+        return hits
+    if tests == "exclude":
+        return [hit for hit in hits if not is_test_code(hit.document.path, hit.document.name)]
+    return sorted(hits, key=lambda hit: is_test_code(hit.document.path, hit.document.name))
+
+
 def retrieve(
     runtime: Runtime,
     repo_id: int,
@@ -46,11 +76,16 @@ def retrieve(
     k: int | None = None,
     boost_paths: Collection[str] = (),
     min_score: float | None = None,
+    tests: str | None = None,
 ) -> list[Hit]:
-    """The ``k`` most relevant functions of one repository branch above the relevance threshold, best first."""
+    """The ``k`` most relevant functions of one repository branch that pass the relevance cut, best first.
+
+    ``min_score`` (else ``RAGCODE_MIN_SCORE``) forces a fixed cut on the score; unset, the cut is calibrated.
+    ``tests`` (else ``RAGCODE_TESTS``) says how test code ranks.
+    """
     settings, store = runtime.settings, runtime.store
     k = k or settings.top_k
-    threshold = settings.min_score if min_score is None else min_score
+    min_score = settings.min_score if min_score is None else min_score
     query_vector = runtime.embedder.embed_query(query)
     lexical = store.lexical_search(repo_id, branch, query, settings.candidates)
     vector = store.vector_search(repo_id, branch, query_vector, settings.candidates)
@@ -60,25 +95,29 @@ def retrieve(
     candidates = sorted(fused, key=fused.__getitem__, reverse=True)[: settings.candidates]
     documents, vectors = [], []
     for document in store.documents(repo_id, branch, candidates):
-        if document.vector is not None:
+        if document.vector is not None and document.vector.shape[-1] == query_vector.shape[-1]:
             documents.append(document)
             vectors.append(document.vector)
     if not documents:
         return []
     similarity = rerank(query_vector, np.vstack(vectors))
+    standardized = calibration(runtime, repo_id, branch, query_vector.shape[-1]).standardize(query_vector, similarity)
     lexical_rank = {doc_id: rank for rank, (doc_id, _) in enumerate(lexical, 1)}
     vector_rank = {doc_id: rank for rank, (doc_id, _) in enumerate(vector, 1)}
     best_fused = max(fused[d.id] for d in documents)
     boosted = set(boost_paths)
     hits = []
-    for document, cosine in zip(documents, similarity, strict=True):
-        score = float(cosine) + LEXICAL_BONUS * fused[document.id] / best_fused * (document.id in lexical_rank)
+    for document, z in zip(documents, standardized, strict=True):
+        evidence = float(z) + LEXICAL_BONUS * fused[document.id] / best_fused * (document.id in lexical_rank)
         if document.path in boosted:
-            score += PATH_BOOST
-        hits.append(Hit(document=document, score=round(min(score, 1.0), 4),
+            evidence += PATH_BOOST
+        hits.append(Hit(document=document, score=round(score_of(evidence), 4),
                         lexical_rank=lexical_rank.get(document.id), vector_rank=vector_rank.get(document.id)))
     hits.sort(key=lambda hit: hit.score, reverse=True)
-    return [hit for hit in hits if hit.score >= threshold][:k]
+    mode = tests or settings.tests
+    if mode == "exclude":
+        hits = order_tests(hits, mode)  # so the cut judges implementations alone
+    return order_tests(relevant(hits, min_score), mode)[:k]
 
 
 def permalink(html_url: str, commit: str, path: str, start_line: int, end_line: int) -> str:

@@ -27,7 +27,7 @@ class OpenAIEmbedder:
         self.model = settings.openai_embed_model
         self.name = f"openai:{self.model}"
         self.max_bytes = settings.openai_embed_max_bytes  # inputs are cut to this many UTF-8 bytes
-        self._client = OpenAICompatibleClient(settings)
+        self._client = OpenAICompatibleClient(settings, self.model)
         self._dimension: int | None = None
         self._lock = threading.Lock()
 

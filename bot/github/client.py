@@ -38,9 +38,9 @@ def private_key(settings: Settings) -> str:
     raise ConfigError("GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_PATH: required by serve")
 
 
-def check_app_settings(settings: Settings) -> None:
-    """Fail with one clear line unless the webhook secret and App credentials are usable."""
-    if not settings.github_webhook_secret:
+def check_app_settings(settings: Settings, *, webhook_secret: bool = True) -> None:
+    """Fail with one clear line unless the webhook secret (when needed) and App credentials are usable."""
+    if webhook_secret and not settings.github_webhook_secret:
         raise ConfigError("GITHUB_WEBHOOK_SECRET: required by serve")
     if not settings.github_app_id.strip():
         raise ConfigError("GITHUB_APP_ID: required by serve")
@@ -72,6 +72,10 @@ class GitHubApp:
                 cached = Token(grant.token, _epoch(grant.expires_at))
                 self._tokens[installation_id] = cached
             return cached.value
+
+    def jwt(self) -> str:
+        """A fresh App JWT (for the ``/app`` endpoints: installations, webhook deliveries)."""
+        return str(self._auth.create_jwt())
 
     def accessible_repository_ids(self, installation_id: int) -> set[int] | None:
         """Ids of the repositories the installation can read (``GET /installation/repositories``); None when

@@ -2,28 +2,39 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import git
 import numpy as np
 
+from bot.commands.calibrate import reference_vectors
 from bot.documents import Document, Repository, Unit
-from bot.indexer.chunker import Limits
+from bot.embed import embedder_spec
+from bot.indexer.estimate import Estimate, afford, estimate_run
 from bot.indexer.filters import IndexOptions
-from bot.indexer.plan import Plan, Progress, classify, deletions, find_changes, read_units, resolve_commit
+from bot.indexer.plan import (
+    Plan,
+    Progress,
+    RunPlan,
+    deletions,
+    embedding_text,
+    plan_run,
+    text_key,
+)
+from bot.llm import billed_text_model
 from bot.llm.offline import extractive_summary
+from bot.llm.prices import load_prices
+from bot.llm.usage import Meter, metering
 from bot.metrics import INDEX_SECONDS
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 _WRITE_BATCH = 256
-_EMBED_BATCH = 64
 
 
 @dataclass
@@ -52,35 +63,19 @@ class IndexReport:
     secrets_redacted: int = 0
     llm: str = ""
     embedder: str = ""
-    usage: dict[str, dict[str, float]] = field(default_factory=dict)
+    usage: dict[str, dict[str, float]] = field(default_factory=dict)  # the text model's calls per region
+    input_tokens: int = 0  # every model call of the run: summaries and embeddings
+    output_tokens: int = 0
+    cost_usd: float = 0.0  # priced models only (see unpriced_models)
+    usage_by_model: list[dict[str, Any]] = field(default_factory=list)  # per model and region, with cost_usd
+    unpriced_models: list[str] = field(default_factory=list)  # models called that the price table lacks
+    prices_as_of: str = ""
+    budget_exhausted: bool = False  # the installation's monthly budget deferred summaries to later runs
+    estimate: dict[str, Any] = field(default_factory=dict)  # calls, tokens, cost and time estimated before calls
 
     def to_json(self) -> dict[str, Any]:
         """The report as a JSON-ready dict."""
         return asdict(self)
-
-
-def summary_key(model: str, lang: str, content_hash: str) -> str:
-    """Cache key of a summary: the same code summarized by the same model in the same language."""
-    return f"{model}|{lang}|{content_hash}"
-
-
-def embedding_text(name: str, summary: str) -> str:
-    """What gets embedded for a function: its name in words and its summary (location-free, so moves reuse it)."""
-    return f"{name}\n{summary}"
-
-
-def _text_key(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
-def _usage_delta(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    delta: dict[str, dict[str, float]] = {}
-    for region, figures in after.items():
-        old = before.get(region, {})
-        changed = {key: round(value - old.get(key, 0), 6) for key, value in figures.items()}
-        if any(changed.values()):
-            delta[region] = changed
-    return delta
 
 
 def index_branch(
@@ -93,40 +88,46 @@ def index_branch(
     full: bool = False,
     options: IndexOptions | None = None,
     progress: Progress | None = None,
+    money_left: float | None = None,
+    on_plan: Callable[[Estimate], None] | None = None,
 ) -> IndexReport:
-    """Bring the index of ``repo``'s ``branch`` from its recorded commit to ``commit``."""
+    """Bring the index of ``repo``'s ``branch`` from its recorded commit to ``commit``.
+
+    ``money_left`` (USD, None: no cap) limits the model summaries to what it pays for; the rest keep a fallback
+    summary and are deferred. ``on_plan(estimate)`` runs once the run is planned, before any model call.
+    """
     started = time.monotonic()
     options = options or IndexOptions.from_settings(runtime.settings)
     store, model, embedder = runtime.store, runtime.text_model, runtime.embedder
-    new = git_repo.commit(commit)
-    state = store.branch_state(repo.id, branch)
-    reembed = state is not None and (state.embedder, state.dimension) != (embedder.name, embedder.dimension)
-    old = None if reembed else resolve_commit(git_repo, state.commit if state else None)
-    changes = find_changes(git_repo, old, new, full or reembed)
-    report = IndexReport(repo=repo.name, repo_id=repo.id, branch=branch, commit=new.hexsha,
-                         previous_commit=state.commit if state else None, full=changes.full, llm=model.name,
-                         embedder=embedder.name)
-    usage_before = model.usage()
-    log.info("index run", extra={"repo": repo.name, "repo_id": repo.id, "branch": branch, "commit": new.hexsha, "full": changes.full,
-                                 "files": changes.files_changed})
-
-    plan = Plan()
-    units = list(read_units(new, changes.changed, options, runtime.settings.max_unit_lines, plan, progress,
-                            Limits.from_settings(runtime.settings)))
-    old_refs = (store.refs(repo.id, branch) if changes.full
-                else store.refs(repo.id, branch, changes.changed | changes.gone))
-    classify(repo.id, branch, units, old_refs, reembed, plan)
-    _retry_pending(runtime, repo.id, branch, plan)
-
-    summaries, fresh, failed, deferred = _summaries(runtime, repo.id, plan.to_summarize, options.summary_lang,
-                                                    progress)
-    documents = _documents(repo.id, branch, plan, summaries, [*failed, *deferred], options.summary_lang, runtime)
-    _embed(runtime, repo.id, documents, progress)
-    _write(runtime, repo.id, branch, documents, deletions(plan), progress)
-    store.set_state(repo, branch, new.hexsha, embedder.name, embedder.dimension)
+    with metering() as meter:
+        run = plan_run(store, runtime.settings, git_repo, repo, branch, commit, full=full, options=options,
+                       model=model.name, embedder=(embedder.name, embedder.dimension), progress=progress)
+        if money_left is not None:
+            afford(run, money_left, runtime.settings)
+            if run.deferred_for_budget:
+                log.warning("monthly budget reached", extra={"repo_id": repo.id, "money_left": money_left,
+                                                             "deferred": run.deferred_for_budget})
+        estimate = estimate_run(run, runtime.settings, store)
+        log.info("index run", extra={"repo": repo.name, "repo_id": repo.id, "branch": branch,
+                                     "commit": run.new.hexsha, "full": run.changes.full,
+                                     "files": run.changes.files_changed, "estimate": estimate.brief()})
+        if on_plan is not None:
+            on_plan(estimate)
+        plan = run.plan
+        summaries, fresh, failed, deferred = _summaries(runtime, run, progress)
+        documents = _documents(repo.id, branch, plan, summaries, [*failed, *deferred], run, runtime)
+        _embed(runtime, repo.id, documents, progress)
+        _write(runtime, repo.id, branch, documents, deletions(plan), progress)
+        store.set_state(repo, branch, run.new.hexsha, embedder.name, embedder.dimension)
+        # the relevance cut's reference code, embedded once into the store's cache so that searches (read-only)
+        # find it there
+        reference_vectors(runtime)
 
     after = store.branch_state(repo.id, branch)
-    report.files_changed = changes.files_changed
+    report = IndexReport(repo=repo.name, repo_id=repo.id, branch=branch, commit=run.new.hexsha,
+                         previous_commit=run.state.commit if run.state else None, full=run.changes.full,
+                         llm=model.name, embedder=embedder.name)
+    report.files_changed = run.changes.files_changed
     report.functions_total = after.functions if after else 0
     report.functions_added, report.functions_updated = plan.added, plan.updated
     report.functions_removed, report.functions_unchanged, report.functions_moved = (
@@ -134,10 +135,12 @@ def index_branch(
     report.summaries_generated = fresh
     report.summaries_reused = len(plan.to_summarize) - fresh - len(failed) - len(deferred) + plan.moved
     report.summaries_deferred = len(deferred)
+    report.budget_exhausted = run.deferred_for_budget > 0
     report.functions_failed = sorted(f"{unit.path}::{unit.name}" for unit in failed)
     report.files_skipped = [{"path": path, "reason": reason} for path, reason in plan.skipped]
     report.secrets_redacted = plan.secrets_redacted
-    report.usage = _usage_delta(usage_before, model.usage())
+    report.estimate = estimate.brief()
+    _usage(report, meter, runtime)
     report.seconds = round(time.monotonic() - started, 3)
     INDEX_SECONDS.observe(report.seconds)
     log.info("index run done", extra={"repo": repo.name, "repo_id": repo.id, "branch": branch, **{
@@ -145,37 +148,28 @@ def index_branch(
     return report
 
 
-def _retry_pending(runtime: Runtime, repo_id: int, branch: str, plan: Plan) -> None:
-    """Functions left with a fallback summary by an earlier run are summarized again."""
-    planned = {doc_id for doc_id, _ in plan.to_summarize} | {ref.id for ref in plan.removed}
-    planned |= {doc_id for doc_id, _, _ in plan.reused} | {ref.id for _, _, ref in plan.reused}
-    pending = [ref for ref in runtime.store.pending(repo_id, branch) if ref.id not in planned]
-    for document in runtime.store.documents(repo_id, branch, [ref.id for ref in pending]):
-        unit = Unit(path=document.path, language=document.language, kind=document.kind, name=document.name,
-                    start_line=document.start_line, end_line=document.end_line, code=document.code)
-        plan.to_summarize.append((document.id, unit))
-        # the stored unit lacks its context, so its hash would differ from the chunker's: keep the stored one
-        plan.kept_hashes[document.id] = document.content_hash
+def _usage(report: IndexReport, meter: Meter, runtime: Runtime) -> None:
+    """Tokens and cost of the run's calls, by model and region, from its meter."""
+    prices = load_prices(runtime.settings.prices_file)
+    report.usage = meter.by_region(billed_text_model(runtime.settings))
+    report.usage_by_model = meter.rows()
+    report.input_tokens = int(meter.total("input_tokens"))
+    report.output_tokens = int(meter.total("output_tokens"))
+    report.cost_usd = round(meter.total("cost_usd"), 6)
+    report.unpriced_models = sorted({row["model"] for row in report.usage_by_model
+                                     if row["model"] and prices.price(row["model"]) is None})
+    report.prices_as_of = prices.as_of
 
 
 def _summaries(
-    runtime: Runtime, repo_id: int, wanted: Sequence[tuple[str, Unit]], lang: str, progress: Progress | None
+    runtime: Runtime, run: RunPlan, progress: Progress | None
 ) -> tuple[dict[str, str], int, list[Unit], list[Unit]]:
-    """Summaries by content hash: cached ones (of this repository only) reused, the rest from the model, at most
-    ``RAGCODE_MAX_SUMMARIES_PER_RUN`` of them; also the units that failed and those deferred past the budget."""
-    model, store = runtime.text_model, runtime.store
-    by_hash = {unit.hash: unit for _, unit in wanted}
-    keys = {content: summary_key(model.name, lang, content) for content in by_hash}
-    cached = store.cached_summaries(repo_id, list(keys.values()))
-    summaries = {content: cached[key] for content, key in keys.items() if key in cached}
-    missing = [unit for content, unit in by_hash.items() if content not in summaries]
-    budget = runtime.settings.max_summaries_per_run
-    over_budget = {unit.hash for unit in missing[budget:]}
-    if over_budget:
-        log.warning("summary budget reached", extra={"repo_id": repo_id, "budget": budget,
-                                                     "deferred": len(over_budget)})
-    missing = missing[:budget]
+    """Summaries by content hash: the cached ones and the model's for ``run.missing``; also the units that
+    failed and those deferred to later runs (over ``RAGCODE_MAX_SUMMARIES_PER_RUN`` or the monthly budget)."""
+    wanted = run.plan.to_summarize
+    summaries = dict(run.cached)
     failed_hashes: set[str] = set()
+    missing = run.missing
     if missing:
         done = 0
 
@@ -185,24 +179,29 @@ def _summaries(
             if progress:
                 progress("summarizing", done, len(missing))
 
-        result = model.summarize(missing, lang, advance)
-        store.cache_summaries(repo_id, {keys[content]: text for content, text in result.summaries.items() if text})
+        result = runtime.text_model.summarize(missing, run.lang, advance)
+        runtime.store.cache_summaries(run.repo.id, {run.keys[content]: text
+                                                    for content, text in result.summaries.items() if text})
         summaries.update({content: text for content, text in result.summaries.items() if text})
         failed_hashes = {unit.hash for unit in missing if unit.hash not in summaries}
-        for content in failed_hashes:
-            log.warning("summary failed", extra={"path": by_hash[content].path, "function": by_hash[content].name,
-                                                 "error": result.failed.get(content, "no summary returned")})
+        for unit in missing:
+            if unit.hash in failed_hashes:
+                log.warning("summary failed", extra={"path": unit.path, "function": unit.name,
+                                                     "error": result.failed.get(unit.hash, "no summary returned")})
     fresh_hashes = {unit.hash for unit in missing} - failed_hashes
     fresh = sum(1 for _, unit in wanted if unit.hash in fresh_hashes)
     failed = [unit for _, unit in wanted if unit.hash in failed_hashes]
-    deferred = [unit for _, unit in wanted if unit.hash in over_budget]
+    deferred = [unit for _, unit in wanted if unit.hash in run.deferred]
     return summaries, fresh, failed, deferred
 
 
 def _documents(
-    repo_id: int, branch: str, plan: Plan, summaries: dict[str, str], failed: list[Unit], lang: str, runtime: Runtime
+    repo_id: int, branch: str, plan: Plan, summaries: dict[str, str], failed: list[Unit], run: RunPlan,
+    runtime: Runtime,
 ) -> list[Document]:
-    """Documents to write: new summaries, and reused summaries and vectors of moved or shifted functions."""
+    """Documents to write: new summaries, and reused summaries and vectors of moved or shifted functions (their
+    vectors dropped when the embedder changed, even to one of the same dimension)."""
+    lang = run.lang
     failed_hashes = {unit.hash for unit in failed}
     documents = []
     for doc_id, unit in plan.to_summarize:
@@ -217,7 +216,8 @@ def _documents(
         if old is None:  # vanished since planning; summarize it next time
             documents.append(_document(doc_id, repo_id, branch, unit, extractive_summary(unit, lang), False, None))
             continue
-        documents.append(_document(doc_id, repo_id, branch, unit, old.summary, old.summary_ok, old.vector))
+        vector = None if run.reembed else old.vector
+        documents.append(_document(doc_id, repo_id, branch, unit, old.summary, old.summary_ok, vector))
     return documents
 
 
@@ -233,7 +233,7 @@ def _embed(runtime: Runtime, repo_id: int, documents: list[Document], progress: 
     embedder, store = runtime.embedder, runtime.store
     todo = [d for d in documents if d.vector is None or d.vector.shape[-1] != embedder.dimension]
     texts = {d.id: embedding_text(d.name, d.summary) for d in todo}
-    keys = {d.id: _text_key(texts[d.id]) for d in todo}
+    keys = {d.id: text_key(texts[d.id]) for d in todo}
     cached = store.cached_vectors(repo_id, embedder.name, list(set(keys.values())))
     missing: dict[str, str] = {}
     waiting: list[Document] = []
@@ -246,13 +246,14 @@ def _embed(runtime: Runtime, repo_id: int, documents: list[Document], progress: 
             waiting.append(document)
     fresh: dict[str, np.ndarray] = {}
     items = list(missing.items())
-    for start in range(0, len(items), _EMBED_BATCH):
-        batch = items[start : start + _EMBED_BATCH]
+    size = embedder_spec(runtime.settings).batch  # enough texts at once to keep every region busy
+    for start in range(0, len(items), size):
+        batch = items[start : start + size]
         vectors = embedder.embed_documents([text for _, text in batch])
         fresh.update({key: vector for (key, _), vector in zip(batch, vectors, strict=True)})
         store.cache_vectors(repo_id, embedder.name, {key: fresh[key] for key, _ in batch})
         if progress:
-            progress("embedding", min(start + _EMBED_BATCH, len(items)), len(items))
+            progress("embedding", min(start + size, len(items)), len(items))
     for document in waiting:
         document.vector = fresh[keys[document.id]]
 

@@ -1,15 +1,22 @@
-"""Planning a run: which files changed between two commits, and what became of each function."""
+"""Planning a run: which files changed between two commits, what became of each function, what must be summarized.
+
+Planning only reads the store (``PlanStore``), so a dry run plans exactly as a real run would.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import git
+import numpy as np
 from gitdb.exc import BadName, BadObject
 
-from bot.documents import DocumentRef, Unit, document_id
+from bot.config import Settings
+from bot.documents import BranchState, Document, DocumentRef, Repository, Unit, document_id
 from bot.indexer.chunker import DEFAULT_LIMITS, Limits, TooLarge, chunk_file, unit_size
 from bot.indexer.filters import IndexOptions, content_skip_reason, decode, path_skip_reason
 from bot.indexer.secrets import redact
@@ -47,6 +54,49 @@ class Plan:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     kept_hashes: dict[str, str] = field(default_factory=dict)  # document id -> stored hash, for retried summaries
     secrets_redacted: int = 0
+
+
+class PlanStore(Protocol):
+    """The reads a plan needs (every ``Store`` has them)."""
+
+    def branch_state(self, repo_id: int, branch: str) -> BranchState | None:
+        """The indexed commit of the repository's branch."""
+        ...
+
+    def refs(self, repo_id: int, branch: str, paths: Iterable[str] | None = None) -> list[DocumentRef]:
+        """Stored documents of the branch, limited to ``paths`` when given."""
+        ...
+
+    def pending(self, repo_id: int, branch: str) -> list[DocumentRef]:
+        """Documents whose summary is still a fallback."""
+        ...
+
+    def documents(self, repo_id: int, branch: str, ids: Sequence[str]) -> list[Document]:
+        """Full documents with these ids."""
+        ...
+
+    def cached_summaries(self, repo_id: int, keys: Sequence[str]) -> dict[str, str]:
+        """Summaries from the repository's cache by key."""
+        ...
+
+    def cached_vectors(self, repo_id: int, embedder: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """Embeddings from the repository's cache by embedder and text hash."""
+        ...
+
+
+def summary_key(model: str, lang: str, content_hash: str) -> str:
+    """Cache key of a summary: the same code summarized by the same model in the same language."""
+    return f"{model}|{lang}|{content_hash}"
+
+
+def embedding_text(name: str, summary: str) -> str:
+    """What gets embedded for a function: its name in words and its summary (location-free, so moves reuse it)."""
+    return f"{name}\n{summary}"
+
+
+def text_key(text: str) -> str:
+    """Cache key of an embedded text."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def resolve_commit(repository: git.Repo, sha: str | None) -> git.Commit | None:
@@ -174,3 +224,73 @@ def classify(
 def deletions(plan: Plan) -> list[str]:
     """Ids to delete: removed documents and the old copies of moved ones."""
     return [ref.id for ref in plan.removed] + [ref.id for doc_id, _, ref in plan.reused if ref.id != doc_id]
+
+
+@dataclass
+class RunPlan:
+    """Everything a run decides before it calls a model: the plan, and which summaries it reuses or asks for."""
+
+    repo: Repository
+    branch: str
+    new: git.Commit
+    state: BranchState | None
+    reembed: bool
+    changes: Changes
+    plan: Plan
+    model: str  # the text model's name (part of summary cache keys)
+    lang: str
+    keys: dict[str, str]  # content hash -> summary cache key, for every unit to summarize
+    cached: dict[str, str]  # content hash -> summary found in the repository's cache
+    missing: list[Unit]  # one unit per content hash to summarize with the model in this run
+    deferred: set[str] = field(default_factory=set)  # content hashes left to later runs
+    deferred_for_budget: int = 0  # how many of them for the installation's monthly budget
+
+
+def retry_pending(store: PlanStore, repo_id: int, branch: str, plan: Plan) -> None:
+    """Functions left with a fallback summary by an earlier run are summarized again."""
+    planned = {doc_id for doc_id, _ in plan.to_summarize} | {ref.id for ref in plan.removed}
+    planned |= {doc_id for doc_id, _, _ in plan.reused} | {ref.id for _, _, ref in plan.reused}
+    pending = [ref for ref in store.pending(repo_id, branch) if ref.id not in planned]
+    for document in store.documents(repo_id, branch, [ref.id for ref in pending]):
+        unit = Unit(path=document.path, language=document.language, kind=document.kind, name=document.name,
+                    start_line=document.start_line, end_line=document.end_line, code=document.code)
+        plan.to_summarize.append((document.id, unit))
+        # the stored unit lacks its context, so its hash would differ from the chunker's: keep the stored one
+        plan.kept_hashes[document.id] = document.content_hash
+
+
+def plan_run(
+    store: PlanStore, settings: Settings, git_repo: git.Repo, repo: Repository, branch: str, commit: str, *,
+    full: bool, options: IndexOptions, model: str, embedder: tuple[str, int | None], progress: Progress | None = None,
+) -> RunPlan:
+    """Plan bringing ``repo``'s ``branch`` to ``commit``: changes, units, cached summaries, the run's share.
+
+    ``embedder`` is the embedder's name and dimension (None when not known yet): another embedder than the
+    branch was indexed with means re-embedding everything. At most ``RAGCODE_MAX_SUMMARIES_PER_RUN`` summaries
+    are asked for; the others are deferred to later runs.
+    """
+    new = git_repo.commit(commit)
+    state = store.branch_state(repo.id, branch)
+    name, dimension = embedder
+    reembed = state is not None and (state.embedder != name or (dimension is not None and state.dimension != dimension))
+    old = None if reembed else resolve_commit(git_repo, state.commit if state else None)
+    changes = find_changes(git_repo, old, new, full or reembed)
+    plan = Plan()
+    units = list(read_units(new, changes.changed, options, settings.max_unit_lines, plan, progress,
+                            Limits.from_settings(settings)))
+    old_refs = (store.refs(repo.id, branch) if changes.full
+                else store.refs(repo.id, branch, changes.changed | changes.gone))
+    classify(repo.id, branch, units, old_refs, reembed, plan)
+    retry_pending(store, repo.id, branch, plan)
+    lang = options.summary_lang
+    by_hash = {unit.hash: unit for _, unit in plan.to_summarize}
+    keys = {content: summary_key(model, lang, content) for content in by_hash}
+    found = store.cached_summaries(repo.id, list(keys.values()))
+    cached = {content: found[key] for content, key in keys.items() if key in found}
+    missing = [unit for content, unit in by_hash.items() if content not in cached]
+    limit = settings.max_summaries_per_run
+    deferred = {unit.hash for unit in missing[limit:]}
+    if deferred:
+        log.warning("summary budget reached", extra={"repo_id": repo.id, "budget": limit, "deferred": len(deferred)})
+    return RunPlan(repo, branch, new, state, reembed, changes, plan, model, lang, keys, cached, missing[:limit],
+                   deferred)

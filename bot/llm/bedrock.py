@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from bot.config import ConfigError, Settings
+from bot.llm.prices import load_prices
 from bot.llm.scheduler import (
     CallError,
     ChatTextModel,
@@ -54,13 +55,15 @@ def bedrock_clients(settings: Settings) -> dict[str, BaseClient]:
             for region in settings.bedrock_regions}
 
 
-def bedrock_scheduler(settings: Settings) -> RegionScheduler:
-    """A scheduler over ``settings.bedrock_regions`` with the configured limits."""
+def bedrock_scheduler(settings: Settings, model: str) -> RegionScheduler:
+    """A scheduler over ``settings.bedrock_regions`` with the configured limits, counting calls under ``model``."""
     return RegionScheduler(
         settings.bedrock_regions,
         settings.bedrock_concurrency,
         settings.bedrock_max_attempts,
         cooldown=settings.bedrock_cooldown,
+        model=model,
+        price=load_prices(settings.prices_file).price(model),
     )
 
 
@@ -95,7 +98,7 @@ class BedrockTextModel(ChatTextModel):
     def __init__(self, settings: Settings) -> None:
         self.model = settings.bedrock_model
         self._clients = bedrock_clients(settings)
-        super().__init__(f"bedrock:{self.model}", bedrock_scheduler(settings))
+        super().__init__(f"bedrock:{self.model}", bedrock_scheduler(settings, self.model))
 
     def _chat(self, region: str, system: str, user: str, max_tokens: int) -> Reply:
         response = call_bedrock(

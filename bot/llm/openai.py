@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from bot.config import Settings
+from bot.llm.prices import load_prices
 from bot.llm.scheduler import (
     ChatTextModel,
     RegionScheduler,
@@ -35,9 +36,9 @@ def endpoint(base: str, path: str) -> str:
 
 
 class OpenAICompatibleClient:
-    """POSTs JSON to OpenAI-compatible servers, raising the scheduler's error types."""
+    """POSTs JSON to OpenAI-compatible servers, raising the scheduler's error types; calls count under ``model``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, model: str) -> None:
         if not settings.openai_base_url:
             raise ValueError("no OpenAI-compatible base URL configured")
         headers = {"Authorization": f"Bearer {settings.openai_api_key}"} if settings.openai_api_key else {}
@@ -53,6 +54,8 @@ class OpenAICompatibleClient:
             settings.openai_concurrency,
             settings.bedrock_max_attempts,
             cooldown=settings.bedrock_cooldown,
+            model=model,
+            price=load_prices(settings.prices_file).price(model),
         )
 
     def post(self, region: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +104,7 @@ class OpenAITextModel(ChatTextModel):
 
     def __init__(self, settings: Settings) -> None:
         self.model = settings.openai_model
-        self._client = OpenAICompatibleClient(settings)
+        self._client = OpenAICompatibleClient(settings, self.model)
         super().__init__(f"openai:{self.model}", self._client.scheduler)
 
     def _chat(self, region: str, system: str, user: str, max_tokens: int) -> Reply:

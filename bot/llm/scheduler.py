@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from bot.documents import Hit, Repository, Unit
 from bot.llm.base import Generation, SummaryResult
+from bot.llm.prices import Price
 from bot.llm.prompts import (
     ANSWER_MAX_TOKENS,
     SUMMARY_MAX_TOKENS,
@@ -26,7 +27,8 @@ from bot.llm.prompts import (
     parse_summary,
     summary_messages,
 )
-from bot.metrics import LLM_CALLS, LLM_LATENCY, LLM_TOKENS
+from bot.llm.usage import Meter, active_meters
+from bot.metrics import LLM_CALLS, LLM_COST, LLM_LATENCY, LLM_TOKENS
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,7 @@ class _Job(Generic[T]):
     remaining: int
     results: dict[int, Any] = field(default_factory=dict)
     failures: dict[int, str] = field(default_factory=dict)
+    meters: tuple[Meter, ...] = ()  # of the caller's ``metering()`` blocks
 
 
 class RegionScheduler:
@@ -112,7 +115,8 @@ class RegionScheduler:
 
     A throttle cuts that region's limit by 30% (additive increase of 1/limit per success brings it back); a 5xx,
     timeout or connection error cools the region down (doubling while it keeps failing) and lets one probe
-    through afterwards. Each item gets at most ``max_attempts`` calls in all regions together.
+    through afterwards. Each item gets at most ``max_attempts`` calls in all regions together. Calls are counted
+    under ``model`` (metrics and meters) and priced at ``price`` when it is known.
     """
 
     def __init__(
@@ -124,6 +128,8 @@ class RegionScheduler:
         cooldown: float = 5.0,
         backoff: float = 0.1,
         max_backoff: float = 5.0,
+        model: str = "",
+        price: Price | None = None,
     ) -> None:
         if not regions:
             raise ValueError("at least one region is needed")
@@ -134,6 +140,8 @@ class RegionScheduler:
         self._max_backoff = max_backoff
         self._cv = threading.Condition()
         self._seq = itertools.count()
+        self.model = model
+        self.price = price
 
     @property
     def regions(self) -> list[str]:
@@ -197,7 +205,7 @@ class RegionScheduler:
     def _job(self, items: Sequence[T], call: Callable[[str, T], Reply],
              on_done: Callable[[int, Any], None] | None) -> _Job[T]:
         heap = [_Task(0.0, next(self._seq), index) for index in range(len(items))]
-        return _Job(items, call, on_done, heap, len(items))
+        return _Job(items, call, on_done, heap, len(items), meters=active_meters())
 
     def _work(self, job: _Job[Any]) -> None:
         while True:
@@ -221,16 +229,25 @@ class RegionScheduler:
                 log.warning("unexpected error from %s", region.name, exc_info=True)
                 outcome, message = "error", f"{type(error).__name__}: {error}"
             elapsed = time.monotonic() - started
-            LLM_CALLS.labels(region.name, outcome).inc()
-            LLM_LATENCY.labels(region.name).observe(elapsed)
-            if reply is not None:
-                LLM_TOKENS.labels(region.name, "input").inc(reply.input_tokens)
-                LLM_TOKENS.labels(region.name, "output").inc(reply.output_tokens)
+            self._count(job, region.name, outcome, reply, elapsed)
             with self._cv:
                 done = self._settle(job, task, region, started, elapsed, outcome, reply, message)
                 self._cv.notify_all()
             if done and job.on_done is not None:
                 job.on_done(task.index, job.results.get(task.index))
+
+    def _count(self, job: _Job[Any], region: str, outcome: str, reply: Reply | None, elapsed: float) -> None:
+        """Metrics and the job's meters for one call."""
+        tokens_in, tokens_out = (reply.input_tokens, reply.output_tokens) if reply is not None else (0, 0)
+        cost = self.price.cost(tokens_in, tokens_out) if self.price is not None else 0.0
+        LLM_CALLS.labels(region, outcome).inc()
+        LLM_LATENCY.labels(region).observe(elapsed)
+        if reply is not None:
+            LLM_TOKENS.labels(region, self.model, "input").inc(tokens_in)
+            LLM_TOKENS.labels(region, self.model, "output").inc(tokens_out)
+            LLM_COST.labels(region, self.model).inc(cost)
+        for meter in job.meters:
+            meter.record(self.model, region, outcome, tokens_in, tokens_out, elapsed, cost)
 
     def _next(self, job: _Job[Any]) -> tuple[_Task, _Region] | None:
         """Wait (holding the condition) for a ready task and a free slot; None when the job is finished."""

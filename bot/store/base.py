@@ -111,6 +111,10 @@ class Store(Protocol):
         """(document id, inner product) best first."""
         ...
 
+    def sample_vectors(self, repo_id: int, branch: str, dimension: int, limit: int) -> np.ndarray:
+        """Up to ``limit`` of the branch's vectors of ``dimension``, shape (n, dimension); the same sample every time."""
+        ...
+
     def ping(self) -> bool:
         """True when the store answers."""
         ...

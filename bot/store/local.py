@@ -141,23 +141,28 @@ class LocalStore:
     (least recently used branches are unloaded and reload from their snapshot when searched again).
     """
 
-    def __init__(self, directory: Path, *, cache_bytes: int = 1 << 30, create: bool = True) -> None:
-        """Open the index in ``directory``; without ``create`` a missing index reads as an empty one and
-        nothing is written to disk (read-only commands leave no data folder behind)."""
+    def __init__(self, directory: Path, *, cache_bytes: int = 1 << 30, read_only: bool = False) -> None:
+        """Open the index in ``directory``. ``read_only`` (read-only commands, dry runs) writes nothing to disk: a
+        missing index reads as an empty one, an existing one is opened for reading and never migrated."""
         self.directory = Path(directory)
         self.cache_bytes = cache_bytes
+        self.read_only = read_only
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()  # the maps below
         self._indexes: OrderedDict[str, _Vectors] = OrderedDict()
         self._scope_locks: dict[str, threading.Lock] = {}
-        self._database: Path | str = self.directory / "ragcode.sqlite3"
+        self._path = self.directory / "ragcode.sqlite3"
+        self._empty = read_only and not self._path.is_file()  # each thread's connection gets its own empty schema
         try:
-            if not create and not Path(self._database).is_file():
-                self._database = ":memory:"  # each thread's connection gets its own empty schema
-            else:
-                self.directory.mkdir(parents=True, exist_ok=True)
-                (self.directory / "faiss").mkdir(exist_ok=True)
+            if read_only:
+                version = self._db().execute("PRAGMA user_version").fetchone()[0]
+                if version != SCHEMA_VERSION:
+                    raise StoreError(f"the index in {self.directory} has another format ({version}); the next "
+                                     "index run rebuilds it")
+                return
+            self.directory.mkdir(parents=True, exist_ok=True)
+            (self.directory / "faiss").mkdir(exist_ok=True)
             self._migrate(self._db())
         except (OSError, sqlite3.Error) as error:
             raise StoreError(f"RAGCODE_HOME: cannot open the index in {self.directory}: {error}") from error
@@ -166,12 +171,21 @@ class LocalStore:
         """This thread's connection."""
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self._database, check_same_thread=False, isolation_level=None, timeout=30)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=30000")
-            if self._database == ":memory:":
+            if self._empty:
+                db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
                 self._migrate(db)
+            elif self.read_only:
+                # Without a -wal file no connection is open and the file is complete: read it as immutable, so
+                # SQLite creates no -wal/-shm files either. With one, share the open connections' WAL.
+                wal = self._path.with_name(self._path.name + "-wal").exists()
+                options = "mode=ro" if wal else "mode=ro&immutable=1"
+                db = sqlite3.connect(f"{self._path.resolve().as_uri()}?{options}", uri=True, check_same_thread=False,
+                                     isolation_level=None, timeout=30)
+            else:
+                db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, timeout=30)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=30000")
             self._local.db = db
             with self._guard:
                 self._connections.append(db)
@@ -427,7 +441,7 @@ class LocalStore:
             vectors.index, changed = self._replay(scope, vectors.generation, vectors.index)
             vectors.generation, vectors.changed = generation, vectors.changed + changed
         index = vectors.index
-        if index is not None and (vectors.snapshot == 0 or vectors.changed > max(_SNAPSHOT_MIN,
+        if index is not None and not self.read_only and (vectors.snapshot == 0 or vectors.changed > max(_SNAPSHOT_MIN,
                                                                                 _SNAPSHOT_SHARE * index.ntotal)):
             self._save_snapshot(scope, generation, index)
             vectors.snapshot, vectors.changed = generation, 0
@@ -503,7 +517,9 @@ class LocalStore:
         return found
 
     def cache_summaries(self, repo_id: int, entries: dict[str, str]) -> None:
-        """Add summaries to the repository's cache."""
+        """Add summaries to the repository's cache (a read-only store keeps nothing)."""
+        if self.read_only:
+            return
         self._db().executemany("INSERT OR REPLACE INTO summary_cache (repo_id, key, summary) VALUES (?, ?, ?)",
                                [(repo_id, key, summary) for key, summary in entries.items()])
 
@@ -520,7 +536,9 @@ class LocalStore:
         return found
 
     def cache_vectors(self, repo_id: int, embedder: str, entries: dict[str, np.ndarray]) -> None:
-        """Add embeddings to the repository's cache."""
+        """Add embeddings to the repository's cache (a read-only store keeps nothing)."""
+        if self.read_only:
+            return
         self._db().executemany(
             "INSERT OR REPLACE INTO vector_cache (repo_id, embedder, key, vector) VALUES (?, ?, ?, ?)",
             [(repo_id, embedder, key, _blob(vector)) for key, vector in entries.items()],
@@ -565,6 +583,15 @@ class LocalStore:
             (scope, *(r for r, _ in pairs)),
         ).fetchall())
         return [(ids[r], s) for r, s in pairs if r in ids]
+
+    def sample_vectors(self, repo_id: int, branch: str, dimension: int, limit: int) -> np.ndarray:
+        """The vectors of the ``limit`` lowest document ids (hashes, so an even sample) of ``dimension``."""
+        rows = self._db().execute(
+            "SELECT vector FROM documents WHERE scope = ? AND length(vector) = ? ORDER BY id LIMIT ?",
+            (scope_of(repo_id, branch), 4 * dimension, max(limit, 0))).fetchall()
+        if not rows:
+            return np.zeros((0, dimension), dtype=np.float32)
+        return np.vstack([np.frombuffer(r[0], dtype=np.float32) for r in rows])
 
     def ping(self) -> bool:
         """True when SQLite answers."""

@@ -30,6 +30,7 @@ from bot.store.base import StoreError
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+MAX_RESULT_WINDOW = 10_000  # hits one search may return (index.max_result_window)
 BULK_ATTEMPTS = 5
 BULK_BACKOFF = 0.2  # seconds before the first retry of throttled bulk items; doubles each time
 BULK_MAX_ACTIONS = 1000
@@ -522,6 +523,18 @@ class OpenSearchStore:
         index = bodies.documents_index(self.prefix, int(np.asarray(vector).size))
         hits = self._search(index, bodies.knn_search_body(repo_id, branch, vector, limit))
         return [(hit["_id"], bodies.inner_product(float(hit["_score"]))) for hit in hits]
+
+    def sample_vectors(self, repo_id: int, branch: str, dimension: int, limit: int) -> np.ndarray:
+        """The vectors of the ``limit`` lowest document ids (hashes, so an even sample) of ``dimension``."""
+        if limit < 1:
+            return np.zeros((0, dimension), dtype=np.float32)
+        hits = self._search(bodies.documents_index(self.prefix, dimension),
+                            bodies.sample_search_body(repo_id, branch, min(limit, MAX_RESULT_WINDOW)))
+        vectors = [hit["_source"][bodies.VECTOR_FIELD] for hit in hits
+                   if len(hit.get("_source", {}).get(bodies.VECTOR_FIELD) or ()) == dimension]
+        if not vectors:
+            return np.zeros((0, dimension), dtype=np.float32)
+        return np.asarray(vectors, dtype=np.float32)
 
     def ping(self) -> bool:
         """True when the store answers."""

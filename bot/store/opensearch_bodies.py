@@ -356,6 +356,12 @@ def refs_search_body(repo_id: int, branch: str, paths: Sequence[str] | None, siz
     return body
 
 
+def sample_search_body(repo_id: int, branch: str, size: int) -> dict[str, Any]:
+    """The vectors of a branch's first ``size`` documents in id order: ids are hashes, so an even sample."""
+    return {"size": size, "_source": [VECTOR_FIELD], "track_total_hits": False, "sort": ["id"],
+            "query": branch_query(repo_id, branch)}
+
+
 def delete_branch_body(repo_id: int, branch: str) -> dict[str, Any]:
     """A delete_by_query body removing every document of a branch."""
     return {"query": branch_query(repo_id, branch)}

@@ -1,4 +1,4 @@
-"""The webhook service: Starlette app (``/webhook``, ``/healthz``, ``/metrics``) and its workers."""
+"""The webhook service: Starlette app (``/webhook``, ``/healthz``, ``/metrics``), its workers, or either alone."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,10 +21,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot import logs, metrics
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.github.client import GitHubApp, check_app_settings
 from bot.github.mirror import Mirrors
-from bot.queue import JobQueue
+from bot.queue import make_queue
 from bot.runtime import Runtime
 from bot.webhooks import comments, installation, push
 from bot.webhooks.router import BadPayload, Event, Router
@@ -40,15 +41,18 @@ class _TooLarge(Exception):
     pass
 
 
-def create_app(settings: Settings) -> Starlette:
-    """The service for ``settings``: the queue opens now, the workers start with the app."""
-    runtime = Runtime(settings)
-    queue = JobQueue(settings.home / "queue.sqlite3", max_attempts=settings.job_max_attempts,
-                     backoff=settings.job_backoff_seconds)
-    context = Context(settings, runtime, queue, GitHubApp(settings),
-                      Mirrors(settings.home / "mirrors", allow_file_urls=settings.allow_file_urls,
-                              timeout=settings.fetch_timeout, max_bytes=settings.max_repo_mb << 20))
-    workers = Workers(context, RUNNERS, settings.workers)
+def create_app(settings: Settings, *, receive: bool = True, work: bool = True) -> Starlette:
+    """The service for ``settings``: ``receive`` serves ``/webhook``; ``work`` runs workers (they start with
+    the app). A receiver alone never opens the store or loads a model: acknowledgements stay fast and a
+    Lambda cold start small."""
+    queue = make_queue(settings)
+    runtime = Runtime(settings) if work else None
+    workers: Workers | None = None
+    if runtime is not None:
+        context = Context(settings, runtime, queue, GitHubApp(settings),
+                          Mirrors(settings.home / "mirrors", allow_file_urls=settings.allow_file_urls,
+                                  timeout=settings.fetch_timeout, max_bytes=settings.max_repo_mb << 20))
+        workers = Workers(context, RUNNERS, settings.workers, periodic=reconcile_periodic)
     reading = asyncio.Semaphore(settings.webhook_max_reads)
 
     async def webhook(request: Request) -> Response:
@@ -97,24 +101,34 @@ def create_app(settings: Settings) -> Starlette:
             return _outcome(event_name, "ignored", 200, {"delivery": delivery, "ignored": True})
         # The delivery id header is not signed: a captured body replayed under fresh ids is caught by its hash.
         body_hash = hashlib.sha256(body).hexdigest()
-        enqueued = await run_in_threadpool(queue.enqueue, delivery, event_name, specs, body_hash)
+        try:
+            enqueued = await run_in_threadpool(queue.enqueue, delivery, event_name, specs, body_hash)
+        except Exception:  # GitHub marks the delivery failed; it is redelivered (by reconcile) and nothing is lost
+            log.exception("could not queue the delivery", extra=extra)
+            return _outcome(event_name, "unavailable", 503, {"error": "queue unavailable", "delivery": delivery})
         if not enqueued.new:
             log.info("duplicate delivery", extra=extra)
             return _outcome(event_name, "duplicate", 200, {"delivery": delivery, "job": enqueued.jobs[0],
                                                              "duplicate": True})
-        workers.notify()
+        if workers is not None:
+            workers.notify()
         log.info("queued jobs %s", enqueued.jobs, extra=extra)
         return _outcome(event_name, "queued", 202, {"delivery": delivery, "job": enqueued.jobs[0],
                                                     "jobs": enqueued.jobs})
 
     async def healthz(request: Request) -> Response:
         queue_ok = await run_in_threadpool(queue.ping)
-        store_ok = await run_in_threadpool(_store_ok, runtime)
-        body: dict[str, Any] = {"status": "ok" if queue_ok and store_ok else "unavailable",
-                                "queue": queue_ok, "store": store_ok}
+        body: dict[str, Any] = {"queue": queue_ok}
+        healthy = queue_ok
+        if runtime is not None:  # only workers use the store
+            body["store"] = await run_in_threadpool(_store_ok, runtime)
+            healthy = healthy and body["store"]
+        if workers is not None:
+            body["running"] = len(workers.running())
         if queue_ok:
             body["jobs"] = await run_in_threadpool(queue.counts)
-        return JSONResponse(body, status_code=200 if queue_ok and store_ok else 503)
+        body = {"status": "ok" if healthy else "unavailable", **body}
+        return JSONResponse(body, status_code=200 if healthy else 503)
 
     async def metrics_endpoint(request: Request) -> Response:
         await run_in_threadpool(update_gauges, queue)
@@ -122,23 +136,25 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        recovered = queue.recover()
-        queue.prune()
-        if recovered:
-            log.info("resuming %d jobs interrupted by a restart", recovered)
-        if settings.pause_workers:
-            log.info("workers paused (RAGCODE_PAUSE_WORKERS=1); deliveries are only queued")
-        else:
+        await run_in_threadpool(queue.prune)
+        if workers is not None and runtime is not None and not settings.pause_workers:
+            recovered = await run_in_threadpool(queue.recover)
+            if recovered:
+                log.info("resuming %d jobs interrupted by a restart", recovered)
             await run_in_threadpool(_warm_up, runtime)
             workers.start()
+        elif workers is not None:
+            log.info("workers paused (RAGCODE_PAUSE_WORKERS=1); deliveries are only queued")
         try:
             yield
         finally:
-            workers.stop()
-            runtime.close()
+            if workers is not None:
+                await run_in_threadpool(workers.stop, settings.worker_grace_seconds)
+            if runtime is not None:
+                runtime.close()
 
     routes = [
-        Route("/webhook", webhook, methods=["POST"]),
+        *([Route("/webhook", webhook, methods=["POST"])] if receive else []),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
@@ -184,10 +200,37 @@ def _store_ok(runtime: Runtime) -> bool:
         return False
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """``ragcode serve``: check the App settings (ConfigError names the variable), then run until stopped."""
-    check_app_settings(settings)
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, *, work: bool = True) -> None:
+    """``ragcode serve``: check the settings it needs (ConfigError names the variable), then run until stopped."""
+    if work:
+        check_app_settings(settings)
+    elif not settings.github_webhook_secret:
+        raise ConfigError("GITHUB_WEBHOOK_SECRET: required by serve")
     logs.configure(logging.INFO)
-    app = create_app(settings)
+    app = create_app(settings, work=work)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10,
                 limit_concurrency=settings.max_connections, timeout_keep_alive=5)
+
+
+def work(settings: Settings, host: str = "127.0.0.1", port: int = 8001) -> None:
+    """``ragcode worker``: workers with ``/healthz`` and ``/metrics``; SIGTERM stops claiming, lets the running
+    jobs finish for ``RAGCODE_WORKER_GRACE_SECONDS`` and releases the rest."""
+    check_app_settings(settings, webhook_secret=False)
+    logs.configure(logging.INFO)
+    app = create_app(settings, receive=False, work=True)
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again for the handler it found: this one, so a
+    # worker that finished or released its job exits 0 rather than "killed by SIGTERM".
+    signal.signal(signal.SIGTERM, _stopped)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=5)
+
+
+def _stopped(number: int, frame: object) -> None:
+    log.info("stopped by signal %d", number)
+
+
+def reconcile_periodic(context: Context) -> None:
+    """The workers' periodic reconcile pass."""
+    from bot.reconcile import reconcile
+
+    reconcile(context.app, context.runtime.store, context.queue, base_url=context.settings.github_api_url,
+              min_rate=context.settings.reconcile_min_rate)

@@ -12,8 +12,10 @@ from github.Repository import Repository
 from bot import logs
 from bot.commands.answer import answer
 from bot.commands.parse import help_text, is_command, parse_command
+from bot.llm.usage import metering
 from bot.queue import Job, JobSpec
 from bot.repo_config import PERMISSIONS, RepoConfig, defaults, load_config
+from bot.spend import monthly_budget
 from bot.webhooks.push import index_job, job_repository, repository_details, repository_of
 from bot.webhooks.router import Event, Router, field
 from bot.workers import Context
@@ -29,6 +31,8 @@ REPLIES = {
         "reindex": "기본 브랜치 `{branch}`을(를) 처음부터 다시 색인합니다. 진행 상황은 커밋의 `ragcode` 체크에서 볼 수 있습니다.",
         "error": "요청을 처리하지 못했습니다. 잠시 후 다시 시도해 주세요. (참조 번호 {reference})",
         "unposted": "답변을 이 스레드에 올리지 못했습니다. 요청을 줄이거나 잠시 후 다시 시도해 주세요. (참조 번호 {reference})",
+        "budget": "이 설치의 이번 달 모델 사용 예산(${limit:,.2f})을 모두 써서 코드 생성을 멈췄습니다. 다음 달에 "
+                  "다시 생성하며, 그때까지는 관련 함수만 찾아 드립니다(`/ragcode search`도 그대로 쓸 수 있습니다).",
     },
     "en": {
         "indexing": "This repository is still being indexed. Please ask again when indexing has finished.",
@@ -37,6 +41,9 @@ REPLIES = {
         "error": "Sorry, this request could not be answered. Please try again later. (reference {reference})",
         "unposted": "The answer could not be posted here. Please narrow the request or try again later. "
                     "(reference {reference})",
+        "budget": "Code generation is paused: this installation has used its monthly model budget (${limit:,.2f}). "
+                  "It resumes next month; until then the related functions are listed instead (`/ragcode search` "
+                  "works as usual).",
     },
 }
 
@@ -131,8 +138,19 @@ def _reply(context: Context, job: Job, github_repo: Repository, config: RepoConf
     if context.runtime.store.branch_state(repo.id, branch) is None or context.queue.full_index_pending(repo.id):
         return REPLIES[lang]["indexing"]
     boost = changed_files(github_repo, payload["issue"]) if payload["pull_request"] else ()
-    result = answer(context.runtime, repo, branch, payload["text"], html_url=payload["html_url"],
-                    boost_paths=boost, search_only=payload["command"] == "search", lang=lang)
+    search_only = payload["command"] == "search"
+    budget = monthly_budget(context.settings, context.runtime.spend, repo.installation)
+    spent = budget if budget is not None and budget.exhausted and not search_only else None  # no generation
+    with metering() as meter:
+        try:
+            result = answer(context.runtime, repo, branch, payload["text"], html_url=payload["html_url"],
+                            boost_paths=boost, search_only=search_only or spent is not None, lang=lang,
+                            tests=config.tests)
+        finally:
+            context.runtime.spend.record_spend(repo.installation, meter.total("cost_usd"))
+    if spent is not None:
+        log.info("monthly budget reached; answering without generation", extra={"repo_id": repo.id})
+        return f"{REPLIES[lang]['budget'].format(limit=spent.limit_usd)}\n\n{result.markdown}"
     return result.markdown
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,9 +15,13 @@ from bot import logs
 from bot.config import LimitExceeded
 from bot.documents import Repository
 from bot.github.mirror import branch_head
+from bot.indexer.estimate import Estimate
 from bot.indexer.pipeline import index_branch
+from bot.llm.usage import metering
+from bot.markdown import inline_code
 from bot.queue import Job, JobSpec
 from bot.repo_config import load_config
+from bot.spend import Budget, monthly_budget
 from bot.webhooks import checks
 from bot.webhooks.router import Event, Router, field
 from bot.workers import Context
@@ -35,6 +40,13 @@ def index_job(repo: Repository, *, branch: str | None = None, full: bool = False
         payload["after"] = after
     return JobSpec("index", repo.name, payload, repo_id=repo.id, serial=f"repo:{repo.id}",
                    scope=f"{repo.id}:{branch or ''}", coalesce=f"index:{repo.id}:{branch or ''}")
+
+
+def drop_job(repo: Repository, branch: str, details: dict[str, Any]) -> JobSpec:
+    """A job that drops the index of a deleted ``branch`` of ``repo``."""
+    payload = {"installation": repo.installation, "repo": repo.name, "repo_id": repo.id, "branch": branch, **details}
+    return JobSpec("drop_branch", repo.name, payload, repo_id=repo.id, serial=f"repo:{repo.id}",
+                   scope=f"{repo.id}:{branch}")
 
 
 def repository_of(data: dict[str, Any]) -> Repository:
@@ -66,12 +78,27 @@ def on_push(event: Event) -> list[JobSpec]:
     branch = ref.removeprefix("refs/heads/")
     details = repository_details(event.data)
     if event.data.get("deleted") is True:
-        payload = {"installation": repo.installation, "repo": repo.name, "repo_id": repo.id, "branch": branch,
-                   **details}
-        return [JobSpec("drop_branch", repo.name, payload, repo_id=repo.id, serial=f"repo:{repo.id}",
-                        scope=f"{repo.id}:{branch}")]
+        return [drop_job(repo, branch, details)]
     after = field(event.data, "after")
     return [index_job(repo, branch=branch, after=after, details=details)]
+
+
+@router.register("check_run", action="rerequested")
+def on_check_rerequested(event: Event) -> list[JobSpec]:
+    """The "Re-run" button of a ragcode check run: index its branch again, reusing that check run when the
+    commit is still the branch head (a newer head is indexed instead, and the check says so)."""
+    if field(event.data, "check_run", "name") != checks.NAME:
+        return []
+    suite = field(event.data, "check_run", "check_suite", kind=dict)
+    branch = suite.get("head_branch")
+    if not isinstance(branch, str) or not branch:
+        return []  # a commit on no branch (a fork's pull request): nothing of ours to run
+    repo = repository_of(event.data)
+    sha = field(event.data, "check_run", "head_sha")
+    details = {**repository_details(event.data), "rerun": True,
+               "check_run": {"id": field(event.data, "check_run", "id", kind=int), "head": sha}}
+    # Never merged into a queued push (its check run would be lost); a later push does not merge into it either.
+    return [replace(index_job(repo, branch=branch, after=sha, details=details), coalesce=None)]
 
 
 def job_repository(payload: dict[str, Any]) -> Repository:
@@ -128,30 +155,65 @@ def run_index(context: Context, job: Job) -> None:
         _supersede(github_repo, payload, None)
         return
     _supersede(github_repo, payload, head)
+    indexed = already_indexed(context, payload, repo.id, branch, head)
+    _cover(github_repo, payload, branch, head, indexed)
+    if indexed:
+        log.info("%s is already indexed at %s by an earlier run; nothing to do", branch, head[:12], extra=extra)
+        return
     check = _check_run(context, job, github_repo, head)
-    try:
-        report = index_branch(
-            context.runtime, mirror, repo, branch, head, full=bool(payload.get("full")), options=config.options,
-            progress=_Progress(check),
-        )
-    except Exception as error:
-        reference = logs.reference()
-        log.exception("indexing failed", extra=extra | {"reference": reference})
-        text, body = checks.failure(reference, config.errors, str(error) if isinstance(error, LimitExceeded) else "")
-        _complete(check, "failure", text, body)
-        raise
+    runtime = context.runtime
+    budget = monthly_budget(context.settings, runtime.spend, repo.installation)
+    progress = _Progress(check)
+    # a first index (or a full one) shows its estimate before any model is called
+    estimating = bool(payload.get("full")) or runtime.store.branch_state(repo.id, branch) is None
+    with metering() as meter:
+        try:
+            report = index_branch(
+                runtime, mirror, repo, branch, head, full=bool(payload.get("full")), options=config.options,
+                progress=progress, money_left=budget.left_usd if budget else None,
+                on_plan=(lambda estimate: progress.planned(estimate, budget)) if estimating else None,
+            )
+        except Exception as error:
+            reference = logs.reference()
+            log.exception("indexing failed", extra=extra | {"reference": reference})
+            text, body = checks.failure(reference, config.errors,
+                                        str(error) if isinstance(error, LimitExceeded) else "")
+            _complete(check, "failure", text, body)
+            raise
+        finally:  # what was spent counts against the budget, also when the run failed half-way
+            runtime.spend.record_spend(repo.installation, meter.total("cost_usd"))
     conclusion = "failure" if report.functions_failed else "success"
     _complete(check, conclusion, checks.title(report, config.errors), checks.summary(report, config.errors))
     log.info("indexed %s@%s: %s", branch, head[:12], checks.title(report), extra=extra)
 
 
+def already_indexed(context: Context, payload: dict[str, Any], repo_id: int, branch: str, head: str) -> bool:
+    """True when the branch's index is at ``head`` with the current embedder and the job asks for nothing more
+    (queued runs of one branch that an earlier run covered finish at once)."""
+    if payload.get("full") or payload.get("rerun"):
+        return False
+    state = context.runtime.store.branch_state(repo_id, branch)
+    if state is None or state.commit != head:
+        return False
+    embedder = context.runtime.embedder
+    return (state.embedder, state.dimension) == (embedder.name, embedder.dimension)
+
+
 def run_drop(context: Context, job: Job) -> None:
-    """Drop a deleted branch's index, never the default branch's."""
+    """Drop a deleted branch's index, never the default branch's, and only while GitHub has no such branch
+    (a drop delivered late must not undo a newer push that created the branch again)."""
     payload = job.payload
     extra = {"delivery": job.delivery, "job": job.id, "repo": payload["repo"], "repo_id": payload["repo_id"]}
     if payload["branch"] == payload.get("default_branch"):
         log.warning("refusing to drop the default branch %s", payload["branch"], extra=extra)
         return
+    details = resolve_repository(context, payload)
+    if details is not None:
+        repo = job_repository(payload)
+        mirror = context.mirrors.sync(repo.id, details["clone_url"], context.app.token(repo.installation))
+        if branch_head(mirror, payload["branch"]) is not None:
+            log.info("not dropping branch %s: it exists again", payload["branch"], extra=extra)
+            return
     context.runtime.store.drop_branch(int(payload["repo_id"]), payload["branch"])
     log.info("dropped the index of branch %s", payload["branch"], extra=extra)
 
@@ -167,6 +229,24 @@ def _supersede(github_repo: GithubRepository, payload: dict[str, Any], head: str
                       f"A newer push to this branch is indexed{f' at `{head[:12]}`' if head else ''} instead.")
         except Exception:  # a check run that cannot be completed must not stop the run
             log.warning("could not complete superseded check run %s", run.get("id"), exc_info=True)
+
+
+def _cover(github_repo: GithubRepository, payload: dict[str, Any], branch: str, head: str, indexed: bool) -> None:
+    """Complete a check run on the pushed commit when the branch head has moved past it: this run (or, when
+    ``indexed``, an earlier one) covers the push."""
+    after = payload.get("after")
+    known = payload.get("check_run") or {}
+    if not isinstance(after, str) or after == head or known.get("head") == after:
+        return
+    how = "by an earlier run; nothing was left to do" if indexed else "by this run"
+    try:
+        github_repo.create_check_run(
+            name=checks.NAME, head_sha=after, status="completed", conclusion="neutral",
+            completed_at=datetime.now(UTC),
+            output={"title": "Covered by a newer push",
+                    "summary": f"A newer push to {inline_code(branch)} is indexed at `{head[:12]}` ({how})."})
+    except Exception:  # the pushed commit may be gone (force-push); the run itself goes on
+        log.warning("could not report the covered push %s", after[:12], exc_info=True)
 
 
 def _check_run(context: Context, job: Job, github_repo: GithubRepository, head: str) -> CheckRun:
@@ -195,14 +275,23 @@ class _Progress:
     def __init__(self, check: CheckRun) -> None:
         self.check = check
         self.last = time.monotonic()
+        self.note = ""  # the estimate, kept on every update
+
+    def planned(self, estimate: Estimate, budget: Budget | None) -> None:
+        """Show the run's estimate (before any model call)."""
+        text, body = checks.planned(estimate, budget)
+        self.note = body
+        self._edit(text, body)
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         now = time.monotonic()
         if now - self.last < PROGRESS_EVERY:
             return
         self.last = now
-        text, body = checks.progress(stage, done, total)
+        self._edit(*checks.progress(stage, done, total, self.note))
+
+    def _edit(self, text: str, body: str) -> None:
         try:
-            self.check.edit(status="in_progress", output={"title": text, "summary": body})
+            self.check.edit(status="in_progress", output={"title": text[:250], "summary": body})
         except Exception:  # progress is cosmetic; the run goes on
             log.warning("check run progress update failed", exc_info=True)

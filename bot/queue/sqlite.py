@@ -1,9 +1,10 @@
-"""A durable job queue in SQLite (WAL): deduplicated deliveries, serialized and coalesced jobs, retries.
+"""The one-machine job queue in SQLite (WAL): deduplicated deliveries, serialized and coalesced jobs, retries.
 
 Order: jobs with one ``serial`` key (one repository) run one at a time in the order they were queued, also
 across retries: a job waiting in backoff holds back the later jobs of its repository. An attempt counts when
 a job is claimed, so a job that kills the process is parked after ``max_attempts`` restarts instead of
-crash-looping the service.
+crash-looping the service. One process runs the workers of a queue file (``recover`` at its start puts back
+whatever was running); other processes may enqueue into it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bot.queue.base import Enqueued, Job, JobSpec
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -52,49 +54,14 @@ CREATE TABLE IF NOT EXISTS commands (
     at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS commands_at ON commands (repo_id, at);
+CREATE TABLE IF NOT EXISTS marks (
+    key TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
 """
 
 STATES = ("queued", "running", "parked", "done")
 SCHEMA_VERSION = 2  # 2: jobs and rate limits by repository id, deliveries by body hash
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """A job to enqueue.
-
-    Jobs with one ``serial`` key run one at a time, in order. A job with a ``coalesce`` key merges into the
-    newest job of its ``scope`` (e.g. one branch) when that one is still queued and has the same key.
-    """
-
-    kind: str
-    repo: str  # the repository's name, for people reading logs and status
-    payload: dict[str, Any]
-    repo_id: int = 0
-    serial: str | None = None
-    scope: str | None = None
-    coalesce: str | None = None
-
-
-@dataclass
-class Job:
-    """A claimed job; ``attempts`` counts this one."""
-
-    id: int
-    kind: str
-    repo: str
-    payload: dict[str, Any]
-    attempts: int
-    delivery: str
-    deliveries: list[str] = field(default_factory=list)
-    repo_id: int = 0
-
-
-@dataclass(frozen=True)
-class Enqueued:
-    """What became of a delivery: its job ids, and whether it was new."""
-
-    jobs: list[int]
-    new: bool
 
 
 def merge_payloads(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -131,6 +98,7 @@ class JobQueue:
         """Create the schema; a queue of an older format is set aside (its jobs are re-sent by GitHub or
         ``ragcode reconcile``)."""
         if db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            db.executescript(SCHEMA)  # tables added since (IF NOT EXISTS: nothing else changes)
             return
         for table in ("deliveries", "jobs", "commands"):
             db.execute(f"DROP TABLE IF EXISTS {table}")
@@ -224,6 +192,17 @@ class JobQueue:
                 payload = {**json.loads(row[0]), **changes}
                 db.execute("UPDATE jobs SET payload = ? WHERE id = ?", (json.dumps(payload), job_id))
 
+    def heartbeat(self, job_id: int) -> None:
+        """Note that a running job is alive (one process owns the queue's workers: nothing can take it)."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET updated_at = ? WHERE id = ? AND state = 'running'", (time.time(), job_id))
+
+    def release(self, job_id: int) -> None:
+        """Put a running job back at the head of its line, this attempt not counted."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0), updated_at = ?"
+                       " WHERE id = ? AND state = 'running'", (time.time(), job_id))
+
     def finish(self, job_id: int) -> None:
         """Mark a job done."""
         with self._tx() as db:
@@ -295,12 +274,21 @@ class JobQueue:
             db.execute("INSERT INTO commands (repo_id, user, at) VALUES (?, ?, ?)", (repo_id, user, now))
             return True
 
+    def remember(self, key: str, ttl: float) -> bool:
+        """Record ``key`` for ``ttl`` seconds; True only when it was not recorded (or had expired)."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute("DELETE FROM marks WHERE key = ? AND expires_at <= ?", (key, now))
+            return db.execute("INSERT OR IGNORE INTO marks (key, expires_at) VALUES (?, ?)",
+                              (key, now + ttl)).rowcount == 1
+
     def prune(self, older_than: float = 7 * 86400) -> None:
         """Forget done jobs and deliveries older than ``older_than`` seconds."""
         cutoff = time.time() - older_than
         with self._tx() as db:
             db.execute("DELETE FROM jobs WHERE state = 'done' AND updated_at < ?", (cutoff,))
             db.execute("DELETE FROM deliveries WHERE received_at < ?", (cutoff,))
+            db.execute("DELETE FROM marks WHERE expires_at < ?", (time.time(),))
 
     def ping(self) -> bool:
         """True when the database answers."""
