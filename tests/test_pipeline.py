@@ -222,6 +222,9 @@ def test_interrupted_run_is_simply_redone(runtime, make_repo):
         def embed_query(self, text):
             return self.real.embed_query(text)
 
+        def close(self):
+            self.real.close()
+
     repo = make_repo()
     for number in range(90):
         repo.write(f"pkg/m{number}.py", f"def f{number}(x):\n    return x * {number}\n")
@@ -229,12 +232,17 @@ def test_interrupted_run_is_simply_redone(runtime, make_repo):
     runtime.embedder = CrashingEmbedder()
     with pytest.raises(Crash):
         run(runtime, repo)
-    assert runtime.store.branch_state(APP.id, "main") is None, "the commit is recorded last"
-    report = run(runtime, repo)
-    assert report.previous_commit is None
     state = runtime.store.branch_state(APP.id, "main")
-    assert state.commit == head and state.functions == 90
-    assert report.summaries_reused > 0, "summaries made before the crash were cached"
+    assert (state.commit, state.functions, state.complete) == (head, 90, False), \
+        "searchable by keyword at once, and known to be unfinished"
+    assert runtime.store.lexical_search(APP.id, "main", "f42", 5)[0][0] == next(
+        ref.id for ref in runtime.store.refs(APP.id, "main") if ref.name == "f42")
+    assert runtime.store.without_vectors(APP.id, "main", 100), "the crash left vectors to fill in"
+    report = run(runtime, repo)
+    assert report.previous_commit == head and report.summaries_generated == 0
+    state = runtime.store.branch_state(APP.id, "main")
+    assert (state.commit, state.functions, state.complete) == (head, 90, True)
+    assert runtime.store.without_vectors(APP.id, "main", 100) == [], "the next run finished the vectors"
 
 
 def test_switching_embedder_reembeds_instead_of_failing(runtime, model, make_repo):
@@ -252,6 +260,9 @@ def test_switching_embedder_reembeds_instead_of_failing(runtime, model, make_rep
 
         def embed_query(self, text):
             return real.embed_query(text)[:64]
+
+        def close(self):
+            real.close()
 
     runtime.embedder = Smaller()
     model.calls.clear()

