@@ -251,7 +251,15 @@ class _Run:
         run, lang = self.run, self.run.lang
         summaries = dict(run.cached)
         if run.missing and self.instant:
-            result = self.runtime.text_model.summarize(run.missing, lang)
+            total, done = len(run.missing), 0
+
+            def advance(count: int) -> None:
+                nonlocal done
+                done += count
+                if self.progress:
+                    self.progress("summarizing", done, total)
+
+            result = self.runtime.text_model.summarize(run.missing, lang, advance)
             made = {key: text for key, text in result.summaries.items() if text}
             self._cache_summaries(made)
             summaries.update(made)
