@@ -222,7 +222,7 @@ def command_search(settings: Settings, args: argparse.Namespace) -> int:
             results = [hit_json(hit, html_url, state.commit) for hit in hits]
             if args.json:
                 payload = {"query": item["query"], "repo": repo.name, "commit": state.commit, "took_ms": took_ms,
-                           "results": results}
+                           "complete": state.complete, "results": results}
                 if args.queries:
                     payload = {"id": item["id"], **payload}
                 print(json.dumps(payload, ensure_ascii=False), flush=True)
@@ -314,7 +314,7 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
             entry = repositories.setdefault(state.repo_id, {"repo": state.repo, "repo_id": state.repo_id,
                                                             "installation": state.installation, "branches": {}})
             entry["branches"][state.branch] = {"commit": state.commit, "functions": state.functions,
-                                               "indexed_at": state.indexed_at}
+                                               "indexed_at": state.indexed_at, "complete": state.complete}
     finally:
         runtime.close()
     queue, parked = _queue_state(settings)
@@ -328,7 +328,9 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
     for entry in repositories.values():
         for branch, info in entry["branches"].items():
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info["indexed_at"]))
-            print(f"{entry['repo']}@{branch} {info['commit'][:12]} {info['functions']} functions, indexed {when}")
+            unfinished = "" if info["complete"] else " (still being completed)"
+            print(f"{entry['repo']}@{branch} {info['commit'][:12]} {info['functions']} functions, indexed {when}"
+                  f"{unfinished}")
     if not repositories:
         print("nothing indexed yet")
     print(f"queue: {queue['queued']} queued, {queue['running']} running, {queue['parked']} parked")

@@ -97,6 +97,7 @@ class Settings:
     webhook_read_timeout: float = 10.0  # seconds a delivery's body may take to arrive
     webhook_max_reads: int = 32  # deliveries whose bodies are being received at once; more get 503
     max_connections: int = 256  # connections `serve` holds at once; more get 503
+    embed_processes: int = 0  # processes embedding documents with the bundled model (0: one per core)
     index_cache_mb: int = 1024  # most vectors (MB) the embedded store keeps loaded in memory across branches
     fetch_timeout: float = 600.0  # seconds a git fetch of a repository may take
     max_repo_mb: int = 4096  # larger repositories are not fetched or indexed

@@ -178,6 +178,9 @@ class RegionConfig:
     latency: float = 0.005
     limit: int = 1_000  # requests in flight above this get 429 ThrottlingException
     down: bool = False  # every request gets 503 ServiceUnavailableException
+    # Bedrock's quotas are per model: embedding models (InvokeModel) get their own latency and limit when set
+    embed_latency: float | None = None
+    embed_limit: int | None = None
 
 
 @dataclass
@@ -191,6 +194,7 @@ class RegionStats:
     rejected: int = 0
     inflight: int = 0
     max_inflight: int = 0
+    embed_inflight: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     summarized: list[str] = field(default_factory=list)  # function names, in answer order
@@ -295,14 +299,25 @@ class BedrockStandin:
                 stats.unavailable += 1
                 raise _Reply(503, {"message": "Bedrock is unable to process your request."},
                              "ServiceUnavailableException")
-            if stats.inflight >= config.limit:
+            embedding = operation.name != "Converse" and config.embed_limit is not None
+            if embedding:
+                if stats.embed_inflight >= (config.embed_limit or 0):
+                    stats.throttled += 1
+                    raise _Reply(429, {"message": "Too many requests, please wait before trying again."},
+                                 "ThrottlingException")
+                stats.embed_inflight += 1
+            elif stats.inflight >= config.limit:
                 stats.throttled += 1
                 raise _Reply(429, {"message": "Too many requests, please wait before trying again."},
                              "ThrottlingException")
-            stats.inflight += 1
-            stats.max_inflight = max(stats.max_inflight, stats.inflight)
+            else:
+                stats.inflight += 1
+                stats.max_inflight = max(stats.max_inflight, stats.inflight)
         try:
-            time.sleep(config.latency)
+            latency = config.latency
+            if operation.name != "Converse" and config.embed_latency is not None:
+                latency = config.embed_latency
+            time.sleep(latency)
             if operation.name == "Converse":
                 return self._converse(region, params, config)
             return self._invoke(region, params, config)
@@ -312,7 +327,10 @@ class BedrockStandin:
             raise
         finally:
             with self._lock:  # released before the answer is written: the client may send again at once
-                stats.inflight -= 1
+                if embedding:
+                    stats.embed_inflight -= 1
+                else:
+                    stats.inflight -= 1
 
     def _fail(self, message: str) -> _Reply:
         with self._lock:

@@ -120,7 +120,11 @@ class StandIn:
             return True
         if kind == "bool":
             clauses = [c for key in ("must", "filter") for c in _as_list(spec_.get(key, []))]
-            return all(self.matches(clause, doc_id, source) for clause in clauses)
+            excluded = _as_list(spec_.get("must_not", []))
+            return (all(self.matches(clause, doc_id, source) for clause in clauses)
+                    and not any(self.matches(clause, doc_id, source) for clause in excluded))
+        if kind == "exists":
+            return source.get(spec_["field"]) is not None
         if kind == "term":
             (field, value), = spec_.items()
             value = value["value"] if isinstance(value, dict) else value
@@ -154,6 +158,8 @@ class StandIn:
             for doc_id, source in self.indices[name]["docs"].items():
                 if "knn" in query:
                     (field, knn), = query["knn"].items()
+                    if source.get(field) is None:
+                        continue  # a document without a vector is not in the graph
                     if "filter" in knn and not self.matches(knn["filter"], doc_id, source):
                         continue
                     if self.dimension(name) != len(knn["vector"]):
@@ -213,6 +219,18 @@ class StandIn:
             elif operation == "delete":
                 existed = self.indices[index]["docs"].pop(doc_id, None) is not None
                 result.update(status=200 if existed else 404, result="deleted" if existed else "not_found")
+            elif operation == "update" and doc_id not in self.indices[index]["docs"]:
+                result.update(status=404, error={"type": "document_missing_exception",
+                                                 "reason": f"[{doc_id}]: document missing"})
+            elif operation == "update":
+                merged = {**self.indices[index]["docs"][doc_id], **source["doc"]}
+                dimension = self.dimension(index)
+                if dimension is not None and merged.get("vector") is not None and dimension != len(merged["vector"]):
+                    result.update(status=400, error={"type": "mapper_parsing_exception",
+                                                     "reason": "Vector dimension mismatch"})
+                else:
+                    self.indices[index]["docs"][doc_id] = merged
+                    result.update(status=200, result="updated")
             else:
                 dimension = self.dimension(index)
                 vector = source.get("vector")

@@ -6,13 +6,17 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from bot.commands.render import render_reply
+from bot.commands.render import MAX_REPLY_CHARS, render_reply
 from bot.commands.retrieve import retrieve
 from bot.documents import Hit, Repository
 from bot.indexer.secrets import redact
 from bot.metrics import ANSWER_SECONDS
 from bot.runtime import Runtime
 
+_INCOMPLETE = {  # an index run is still filling in vectors or model summaries
+    "ko": "> 이 저장소의 색인을 아직 완성하는 중이라, 지금은 찾을 수 있는 것만으로 답했습니다.",
+    "en": "> This repository's index is still being completed; this answer uses what is indexed so far.",
+}
 _NOT_INDEXED = {
     "ko": "이 저장소는 아직 색인되지 않았습니다. 색인이 끝나면 다시 요청해 주세요.",
     "en": "This repository has not been indexed yet. Please ask again once indexing has finished.",
@@ -57,6 +61,9 @@ def answer(
     if hits and not search_only:
         generation = runtime.text_model.generate(request, hits, lang, repo)
         body, llm = redact(generation.markdown)[0], generation.llm
-    markdown = render_reply(body, hits, html_url, state.commit, lang)
+    note = "" if state.complete else _INCOMPLETE["en" if lang == "en" else "ko"]
+    markdown = render_reply(body, hits, html_url, state.commit, lang, MAX_REPLY_CHARS - len(note) - 2)
+    if note:
+        markdown = f"{note}\n\n{markdown}"
     ANSWER_SECONDS.observe(time.monotonic() - started)
     return Answer(markdown=markdown, hits=hits, llm=llm, commit=state.commit)

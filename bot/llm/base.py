@@ -34,10 +34,17 @@ class TextModel(Protocol):
         """Part of the summary cache key: a different model never reuses another's summaries."""
         ...
 
+    @property
+    def instant(self) -> bool:
+        """True when summaries cost no model call (made inline, never worth waiting for)."""
+        ...
+
     def summarize(
-        self, units: Sequence[Unit], lang: str, progress: Callable[[int], None] | None = None
+        self, units: Sequence[Unit], lang: str, progress: Callable[[int], None] | None = None,
+        on_summary: Callable[[str, str], None] | None = None,
     ) -> SummaryResult:
-        """Summarize each unit (deduplicated by content hash); ``progress(n)`` after each n done."""
+        """Summarize each unit (deduplicated by content hash); ``progress(n)`` after each n done and
+        ``on_summary(hash, summary)`` as each summary is made (from any thread)."""
         ...
 
     def generate(self, request: str, hits: Sequence[Hit], lang: str, repo: Repository) -> Generation:

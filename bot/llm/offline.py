@@ -149,13 +149,19 @@ class OfflineTextModel:
 
     name = "offline"
 
+    instant = True
+
     def summarize(
-        self, units: Sequence[Unit], lang: str, progress: Callable[[int], None] | None = None
+        self, units: Sequence[Unit], lang: str, progress: Callable[[int], None] | None = None,
+        on_summary: Callable[[str, str], None] | None = None,
     ) -> SummaryResult:
         """Extractive summaries, keyed by content hash."""
         result = SummaryResult()
         for unit in units:
-            result.summaries.setdefault(unit.hash, extractive_summary(unit, lang))
+            if unit.hash not in result.summaries:
+                result.summaries[unit.hash] = extractive_summary(unit, lang)
+                if on_summary is not None:
+                    on_summary(unit.hash, result.summaries[unit.hash])
         if progress:
             progress(len(units))
         return result

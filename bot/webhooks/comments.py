@@ -135,7 +135,8 @@ def _reply(context: Context, job: Job, github_repo: Repository, config: RepoConf
                          details={key: payload[key] for key in ("clone_url", "html_url", "default_branch")})
         context.queue.add(spec, origin=job.delivery)
         return REPLIES[lang]["reindex"].format(branch=branch.replace("`", ""))
-    if context.runtime.store.branch_state(repo.id, branch) is None or context.queue.full_index_pending(repo.id):
+    # a first index is searchable as soon as its documents are written; until then, and only then, ask to wait
+    if context.runtime.store.branch_state(repo.id, branch) is None:
         return REPLIES[lang]["indexing"]
     boost = changed_files(github_repo, payload["issue"]) if payload["pull_request"] else ()
     search_only = payload["command"] == "search"
