@@ -316,9 +316,10 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         runtime.close()
     queue, parked = _queue_state(settings)
+    feedback = _feedback(settings)
     if args.json:
-        print(json.dumps({"repositories": list(repositories.values()), "queue": queue, "parked_jobs": parked},
-                         ensure_ascii=False))
+        print(json.dumps({"repositories": list(repositories.values()), "queue": queue, "parked_jobs": parked,
+                          "feedback": feedback}, ensure_ascii=False))
         return 0
     for entry in repositories.values():
         for branch, info in entry["branches"].items():
@@ -329,7 +330,22 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
     print(f"queue: {queue['queued']} queued, {queue['running']} running, {queue['parked']} parked")
     for job in parked:
         print(f"  parked job {job['id']} ({job['kind']} {job['repo']}, {job['attempts']} attempts): {job['error']}")
+    counts = ", ".join(f"{reaction} {count}" for reaction, count in sorted(feedback.items(), key=lambda item: -item[1]))
+    print(f"reply feedback: {counts or 'no reactions yet'}")
     return 0
+
+
+def _feedback(settings: Settings) -> dict[str, int]:
+    """Reactions to replies counted by the workers' feedback passes, by reaction (nothing is created to tell)."""
+    if not (settings.home / "spend.sqlite3").exists():
+        return {}
+    from bot.spend import make_ledger
+
+    ledger = make_ledger(settings)
+    try:
+        return ledger.feedback_totals()
+    finally:
+        ledger.close()
 
 
 def _queue_state(settings: Settings) -> tuple[dict[str, int], list[dict[str, Any]]]:

@@ -1,8 +1,9 @@
-"""Model spending per installation and calendar month (UTC), and the optional monthly budget.
+"""Model spending per installation and calendar month (UTC), the optional monthly budget, and reply feedback.
 
-``SpendLedger`` is the whole interface (``record_spend``, ``month_spend``), so a coordination backend can keep
-the figures elsewhere (one DynamoDB item per installation and month, updated with an atomic ``ADD``); the
-embedded default is a SQLite file beside the job queue, so the figures survive restarts.
+``SpendLedger`` is the whole interface (``record_spend``, ``month_spend``, ``record_feedback``,
+``feedback_totals``), so a coordination backend can keep the figures elsewhere (one DynamoDB item per
+installation and month, updated with an atomic ``ADD``); the embedded default is a SQLite file beside the job
+queue, so the figures survive restarts.
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ class SpendLedger(Protocol):
         """What the installation spent in the current month."""
         ...
 
+    def record_feedback(self, repo_id: int, reaction: str, count: int) -> None:
+        """Add ``count`` reactions of one kind (``+1``, ``-1``, …) given to the repository's replies."""
+        ...
+
+    def feedback_totals(self) -> dict[str, int]:
+        """Reactions to replies counted so far, by reaction, over every repository."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...
@@ -51,6 +60,8 @@ class SqliteSpendLedger:
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.execute("CREATE TABLE IF NOT EXISTS spend (installation INTEGER NOT NULL, month TEXT NOT NULL, "
                          "usd REAL NOT NULL, PRIMARY KEY (installation, month))")
+        self._db.execute("CREATE TABLE IF NOT EXISTS feedback (repo_id INTEGER NOT NULL, reaction TEXT NOT NULL, "
+                         "count INTEGER NOT NULL, PRIMARY KEY (repo_id, reaction))")
 
     def record_spend(self, installation: int, usd: float) -> None:
         """Add ``usd`` to this month's row (nothing for zero, negative or non-finite amounts)."""
@@ -67,6 +78,21 @@ class SqliteSpendLedger:
             row = self._db.execute("SELECT usd FROM spend WHERE installation = ? AND month = ?",
                                    (installation, month_of())).fetchone()
         return float(row[0]) if row else 0.0
+
+    def record_feedback(self, repo_id: int, reaction: str, count: int) -> None:
+        """Add ``count`` to the repository's row for ``reaction`` (nothing for a count below 1)."""
+        if count < 1:
+            return
+        with self._lock:
+            self._db.execute("INSERT INTO feedback (repo_id, reaction, count) VALUES (?, ?, ?) ON CONFLICT "
+                             "(repo_id, reaction) DO UPDATE SET count = count + excluded.count",
+                             (repo_id, reaction, count))
+
+    def feedback_totals(self) -> dict[str, int]:
+        """Reactions counted so far, by reaction."""
+        with self._lock:
+            rows = self._db.execute("SELECT reaction, SUM(count) FROM feedback GROUP BY reaction").fetchall()
+        return {str(reaction): int(total) for reaction, total in rows}
 
     def close(self) -> None:
         """Close the database."""
