@@ -363,8 +363,8 @@ def take_block(markdown: str, language: str) -> tuple[str | None, str]:
         end = next((number for number in range(start + 1, len(lines)) if _closes(lines[number], match.group(1))),
                    len(lines))
         if match.group(2).lower() == language:
-            rest = "\n".join(lines[:start] + lines[end + 1:]).strip()
-            return "\n".join(lines[start + 1:end]), rest
+            parts = ("\n".join(lines[:start]).strip("\n"), "\n".join(lines[end + 1:]).strip("\n"))
+            return "\n".join(lines[start + 1:end]), "\n\n".join(part for part in parts if part)
         start = end + 1  # another block: a fence line inside it is its code
     return None, markdown
 
