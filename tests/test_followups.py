@@ -87,23 +87,29 @@ def github(keys):
     standin.stop()
 
 
-@pytest.fixture
-def source(tmp_path: Path, github: GitHubStandIn) -> tuple[git.Repo, Repo, str, str]:
-    """The repository (main, and a pull request's head at ``refs/pull/7/head`` as GitHub keeps it), its stand-in
-    record, the base and the head commit."""
-    work = git.Repo.init(tmp_path / "src", initial_branch="main")
+def make_source(path: Path) -> tuple[git.Repo, str, str]:
+    """The repository on ``main``, with a pull request's head at ``refs/pull/7/head`` as GitHub keeps it; the base
+    and the head commit."""
+    work = git.Repo.init(path, initial_branch="main")
     for name, text in {"net/client.py": CLIENT, "mail/sender.py": MAIL}.items():
-        (tmp_path / "src" / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "src" / name).write_text(text)
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
     work.index.add(["net/client.py", "mail/sender.py"])
     base = work.index.commit("initial").hexsha
     work.git.checkout("-b", "feature")
-    (tmp_path / "src" / "net/client.py").write_text(PULL_CLIENT)
+    (path / "net/client.py").write_text(PULL_CLIENT)
     work.index.add(["net/client.py"])
     head = work.index.commit("pull request").hexsha
     work.git.update_ref(f"refs/pull/{PULL}/head", head)
     work.git.checkout("main")
     work.delete_head("feature", force=True)
+    return work, base, head
+
+
+@pytest.fixture
+def source(tmp_path: Path, github: GitHubStandIn) -> tuple[git.Repo, Repo, str, str]:
+    """The repository, its stand-in record, the pull request's base and head."""
+    work, base, head = make_source(tmp_path / "src")
     return work, github.add_repo("acme/net", f"file://{tmp_path / 'src'}", octocat="write"), base, head
 
 
@@ -548,3 +554,51 @@ def test_the_footer_states_the_commit_the_freshness_and_asks_for_feedback() -> N
     korean = footer(Freshness("main", sha, head, 12, True), url, "ko")
     assert "색인이 `main`보다 커밋 12개 뒤처져 있습니다" in korean and "👍 또는 👎" in korean
     assert "[`" not in footer(Freshness("main", "not-a-sha", None), url, "en")
+
+
+def test_review_comment_and_issue_deliveries_are_routed_or_refused_by_their_shape(tmp_path, github, keys,
+                                                                                 source) -> None:
+    _, repo, base, head = source
+    settings = make_settings(tmp_path / "home", github, keys, pause_workers=True)
+    comment = github.add_review_comment(repo.full_name, PULL, "/ragcode make it async", path="net/client.py",
+                                        line=16, start_line=14, commit_id=head, comment_id=1007001)
+    command = review_comment_payload(repo, INSTALLATION, comment, head=head, base=base, pull=PULL)
+    with TestClient(create_app(settings)) as client:
+        assert post(client, "pull_request_review_comment", command).status_code == 202
+        chatter = json.loads(json.dumps(command))
+        chatter["comment"]["body"] = "Looks good"
+        bot = json.loads(json.dumps(command))
+        bot["comment"]["user"].update(login=APP_BOT, type="Bot")
+        for ignored in (chatter, bot, example("pull_request_review_comment/edited"),
+                        example("pull_request_review_comment/deleted")):
+            assert post(client, "pull_request_review_comment", ignored).json()["ignored"] is True
+        for key, value in (("line", "16"), ("start_line", -3), ("line", True), ("commit_id", None)):
+            hostile = json.loads(json.dumps(command))
+            hostile["comment"][key] = value
+            assert post(client, "pull_request_review_comment", hostile).status_code == 400, (key, value)
+        outdated = json.loads(json.dumps(command))
+        outdated["comment"].update(line=None, start_line=None, body="/ragcode make it async, please")
+        assert post(client, "pull_request_review_comment", outdated).status_code == 202
+        opened = issue_payload(repo, INSTALLATION, None, number=12)  # an empty body: a candidate automatic answer
+        assert post(client, "issues", opened).status_code == 202
+        queue = client.app.state.queue
+        jobs = [queue.claim() for _ in range(3)]
+    kinds = [(job.kind, job.payload.get("place")) for job in jobs if job is not None]
+    assert kinds == [("command", "review_comment"), ("command", "review_comment"), ("auto_answer", None)]
+    review = jobs[0].payload["review"]
+    assert (jobs[0].payload["root"], review["line"], review["start_line"], review["side"], review["commit_id"]) == (
+        1007001, 16, 14, "RIGHT", head)
+    assert jobs[1].payload["review"]["line"] is None and jobs[2].payload["text"] == "A question"
+
+
+def test_the_app_manifest_subscribes_to_every_event_the_service_answers() -> None:
+    from bot.webhooks.app import router
+    from bot.webhooks.router import Event
+
+    manifest = json.loads((Path(__file__).resolve().parents[1] / "deploy" / "app-manifest.json").read_text())
+    handled = [("push", None), ("issue_comment", "created"), ("issues", "opened"),
+               ("pull_request_review_comment", "created"), ("repository", "renamed"), ("check_run", "rerequested")]
+    for event, action in handled:
+        assert router.handlers(Event(event, "d", {"action": action} if action else {})), event
+    assert sorted(manifest["default_events"]) == sorted(event for event, _ in handled)
+    assert manifest["default_permissions"]["pull_requests"] == "write", "review-comment replies and reactions"

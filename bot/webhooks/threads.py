@@ -141,8 +141,13 @@ def conversation(context: Context, github_repo: GithubRepository, place: Place, 
     turns: tuple[Any, ...] = ()
     dropped = 0
     if context.settings.thread_tokens > 0:
-        comments = [comment for comment in read_thread(github_repo, place) if comment.id != place.comment]
-        found = turns_of(comments, context.app.bot_login(), int(payload["repo_id"]), place.thread)
+        try:
+            comments = [comment for comment in read_thread(github_repo, place) if comment.id != place.comment]
+            found = turns_of(comments, context.app.bot_login(), int(payload["repo_id"]), place.thread)
+        except (GithubException, RequestException) as error:  # answered as a first request rather than not at all
+            log.warning("could not read the thread; answering without it: %s", error,
+                        extra={"repo_id": payload["repo_id"], "thread": place.thread})
+            found = []
         turns, dropped = fit_turns(found, context.settings.thread_tokens, lang)
     focus = read_focus(context, payload, request) if place.kind == "review_comment" else None
     return Conversation(turns, dropped, focus)
