@@ -337,6 +337,29 @@ def test_a_question_in_a_review_comment_gets_an_answer_without_a_suggestion_and_
     assert github.errors == []
 
 
+def test_a_follow_up_in_a_review_thread_carries_that_thread_only(bedrock: StartStandin, tmp_path, github, keys,
+                                                                  source) -> None:
+    standin = bedrock({"us-east-1": RegionConfig()})
+    _, repo, base, head = source
+    with TestClient(create_app(settings_for(tmp_path, github, keys))) as client:
+        installed(client, repo)
+        review(client, github, source, "/ragcode make this function async", line=16, start_line=14,
+               comment_id=1003300)
+        review(client, github, source, "/ragcode rename parse_body to parse_text", line=20, comment_id=1003400)
+        again = github.add_review_comment(repo.full_name, PULL, "/ragcode and add a timeout parameter",
+                                          path="net/client.py", line=16, start_line=14, commit_id=head,
+                                          comment_id=1003301, in_reply_to=1003300)
+        post(client, "pull_request_review_comment",
+             review_comment_payload(repo, INSTALLATION, again, head=head, base=base, pull=PULL))
+        wait_idle(client, timeout=120)
+    prompt = generation_prompts(standin)[-1]
+    conversation = prompt[prompt.index("<conversation>"):prompt.index("</conversation>")]
+    assert "Request: make this function async" in conversation
+    assert "```suggestion\nasync def http_get(url):" in conversation.replace("````", "```"), "the suggestion given"
+    assert "parse_text" not in conversation, "not the other review thread of the pull request"
+    assert len(github.replies_in(repo.full_name, 1003300)) == 2 and github.errors == []
+
+
 @pytest.mark.parametrize(("path", "line", "start_line"), [("net/client.py", 400, 399), ("net/gone.py", 3, None)],
                          ids=["lines past the end", "a deleted file"])
 def test_review_comments_on_lines_that_cannot_be_read_get_an_answer_and_say_why_there_is_no_suggestion(
