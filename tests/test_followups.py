@@ -595,7 +595,8 @@ def test_review_comment_and_issue_deliveries_are_routed_or_refused_by_their_shap
         for ignored in (chatter, bot, example("pull_request_review_comment/edited"),
                         example("pull_request_review_comment/deleted")):
             assert post(client, "pull_request_review_comment", ignored).json()["ignored"] is True
-        for key, value in (("line", "16"), ("start_line", -3), ("line", True), ("commit_id", None)):
+        for key, value in (("line", "16"), ("start_line", -3), ("line", True), ("commit_id", None),
+                           ("commit_id", "--upload-pack=touch /tmp/x"), ("path", ""), ("path", "a/" * 3000)):
             hostile = json.loads(json.dumps(command))
             hostile["comment"][key] = value
             assert post(client, "pull_request_review_comment", hostile).status_code == 400, (key, value)

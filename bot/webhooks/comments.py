@@ -6,6 +6,7 @@ new issue."""
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -34,6 +35,9 @@ log = logging.getLogger("ragcode.comments")
 router = Router()
 MAX_BOOST_PATHS = 300
 MAX_ISSUE_QUERY_CHARS = 2_000  # of a new issue's body searched with for an automatic answer
+MAX_TITLE_CHARS = 300  # of a new issue's title (GitHub allows 256)
+MAX_PATH_CHARS = 4_096  # of the path a review comment is on
+SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 FOOTER_RESERVE = 8_000  # characters of a reply kept for its footer and marker
 
 REPLIES = {
@@ -94,7 +98,7 @@ def on_issue(event: Event) -> list[JobSpec]:
     if is_command(body):
         return [_command_job(event, body, place="issue", number=number, comment=None, user=user, pull_request=False)]
     repo = repository_of(event.data)
-    title = field(event.data, "issue", "title")
+    title = field(event.data, "issue", "title")[:MAX_TITLE_CHARS]
     payload = {"installation": repo.installation, "repo": repo.name, "repo_id": repo.id, "issue": number,
                "user": user, "text": f"{title}\n{(body or '')[:MAX_ISSUE_QUERY_CHARS]}".strip(),
                **repository_details(event.data)}
@@ -111,19 +115,29 @@ def on_review_comment(event: Event) -> list[JobSpec]:
     comment = field(event.data, "comment", kind=dict)
     number = field(event.data, "comment", "id", kind=int)
     root = comment.get("in_reply_to_id")
+    path = field(event.data, "comment", "path")
+    if not path or len(path) > MAX_PATH_CHARS:
+        raise BadPayload("field comment.path is empty or too long")
     review = {
-        "path": field(event.data, "comment", "path"),
+        "path": path,
         "line": _line(comment, "line"),
         "start_line": _line(comment, "start_line"),
         "side": comment.get("side") if comment.get("side") in ("LEFT", "RIGHT") else None,
-        "commit_id": field(event.data, "comment", "commit_id"),
-        "head_sha": field(event.data, "pull_request", "head", "sha"),
-        "base_sha": field(event.data, "pull_request", "base", "sha"),
+        "commit_id": _sha(event.data, "comment", "commit_id"),
+        "head_sha": _sha(event.data, "pull_request", "head", "sha"),
+        "base_sha": _sha(event.data, "pull_request", "base", "sha"),
     }
     return [_command_job(event, body, place="review_comment", number=field(event.data, "pull_request", "number", kind=int),
                          comment=number, user=field(event.data, "comment", "user", "login"), pull_request=True,
                          root=root if isinstance(root, int) and not isinstance(root, bool) and root > 0 else number,
                          review=review)]
+
+
+def _sha(data: dict[str, Any], *path: str) -> str:
+    value = field(data, *path)
+    if not SHA.fullmatch(value):
+        raise BadPayload(f"field {'.'.join(path)} is not a commit id")
+    return str(value)
 
 
 def _line(comment: dict[str, Any], key: str) -> int | None:
