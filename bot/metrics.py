@@ -17,3 +17,7 @@ INDEX_SECONDS = Histogram(
     "ragcode_index_seconds", "Duration of indexing runs", buckets=(1, 5, 15, 30, 60, 120, 300, 900, 1800, 3600)
 )
 ANSWER_SECONDS = Histogram("ragcode_answer_seconds", "Duration of /ragcode answers")
+REPLY_FEEDBACK = Counter("ragcode_reply_feedback_total", "Reactions users gave to /ragcode replies, by reaction",
+                         ["reaction"])
+for _reaction in ("+1", "-1"):  # shown at 0 before the first reaction
+    REPLY_FEEDBACK.labels(reaction=_reaction)

@@ -22,7 +22,7 @@ CONFIG_PATH = ".github/ragcode.yml"
 PERMISSIONS = ("read", "triage", "write", "maintain", "admin")
 LANGUAGES = ("ko", "en")
 KEYS = ("include", "exclude", "branches", "summary_lang", "command_permission", "max_file_bytes", "rate_limit_per_hour",
-        "tests")
+        "tests", "auto_answer")
 UNITS = {"": 1, "b": 1, "kb": 1024, "k": 1024, "mb": 1024 * 1024, "m": 1024 * 1024}
 MAX_CONFIG_BYTES = 64 * 1024
 MAX_DEPTH = 8  # nesting of YAML collections
@@ -41,6 +41,7 @@ class RepoConfig:
     rate_limit_per_hour: int = 30
     errors: tuple[str, ...] = field(default=())
     tests: str = "demote"  # how test code ranks in answers: demote, include or exclude
+    auto_answer: bool = False  # every new issue gets the related functions (search only, no model)
 
     def indexes(self, branch: str, default_branch: str) -> bool:
         """True when ``branch`` is to be indexed."""
@@ -82,8 +83,9 @@ def parse_config(text: str, settings: Settings) -> RepoConfig:
     rate = _at_most(_count(data, "rate_limit_per_hour", base.rate_limit_per_hour, errors),
                     base.rate_limit_per_hour, "rate_limit_per_hour", errors)
     tests = _choice(data, "tests", MODES, base.tests, errors)
+    auto_answer = _flag(data, "auto_answer", base.auto_answer, errors)
     options = IndexOptions(include=include, exclude=exclude, max_file_bytes=max_bytes, summary_lang=summary_lang)
-    return RepoConfig(options, branches, permission, rate, tuple(errors), tests)
+    return RepoConfig(options, branches, permission, rate, tuple(errors), tests, auto_answer)
 
 
 def load_config(repo: git.Repo, ref: str, settings: Settings) -> RepoConfig:
@@ -162,6 +164,16 @@ def _choice(data: dict[str, Any], key: str, choices: tuple[str, ...], default: s
         errors.append(f"`{key}` must be one of {', '.join(choices)}")
         return default
     return str(value)
+
+
+def _flag(data: dict[str, Any], key: str, default: bool, errors: list[str]) -> bool:
+    value = data.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        errors.append(f"`{key}` must be true or false")
+        return default
+    return value
 
 
 def _count(data: dict[str, Any], key: str, default: int, errors: list[str]) -> int:

@@ -60,6 +60,7 @@ _CREDENTIAL = re.compile(r"Credential=[^/,\s]+/(\d{8})/([^/]+)/([^/]+)/aws4_requ
 _NAME_LINE = re.compile(r"^(?:Name|이름): (.+)$", re.M)
 _REFERENCE_LINE = re.compile(r"^\[\d+\] \S+ \([^)]*\) — (.+)$", re.M)
 _FENCED = re.compile(r"^(`{3,}|~{3,})[^\n]*\n(.*?)^\1[ \t]*$", re.M | re.S)
+_COMMENTED = re.compile(r"^(?:The commented lines:|댓글이 달린 줄:)\n(`{3,})[^\n]*\n(.*?)^\1[ \t]*$", re.M | re.S)
 _DOCSTRING = re.compile(r'"""(.*?)"""|\'\'\'(.*?)\'\'\'|/\*\*?(.*?)\*/', re.S)
 
 
@@ -142,6 +143,19 @@ def summary_request(prompt: str) -> tuple[str, str] | None:
     text = next((part for part in documented.groups() if part), "") if documented else ""
     doc = " ".join(line.strip().lstrip("*").strip() for line in text.splitlines()).strip()
     return found.group(1).strip(), " ".join(doc.split())
+
+
+def standin_suggestion(lines: str) -> str:
+    """The stand-in's replacement for commented lines: ``def`` becomes ``async def`` (else the last line gets a
+    comment), in a ```suggestion block fenced like a careless model would: three backticks unless a line of the
+    code itself is a fence."""
+    changed = re.sub(r"^(\s*)def ", r"\1async def ", lines.rstrip("\n"), flags=re.M)
+    if changed == lines.rstrip("\n"):
+        changed += "  # reviewed"
+    longest = max((len(line.strip()) for line in changed.split("\n") if line.strip() and set(line.strip()) == {"`"}),
+                  default=2)
+    marker = "`" * max(3, longest + 1)
+    return f"{marker}suggestion\n{changed}\n{marker}"
 
 
 def standin_vector(text: str, dimension: int) -> np.ndarray:
@@ -397,7 +411,12 @@ class BedrockStandin:
             name = ""
             used = ", ".join(_REFERENCE_LINE.findall(user)) or "-"
             intro = f"참고한 함수: {used}" if korean else f"Functions used: {used}"
-            text = f"{intro}\n\n```python\ndef generated():\n    return 42\n```\n"
+            commented = _COMMENTED.search(user)
+            if commented and "`suggestion`" in user:
+                text = f"{intro}\n\n{standin_suggestion(commented.group(2))}\n\n" + (
+                    "댓글이 달린 줄을 비동기로 바꿨습니다." if korean else "The commented lines are now async.")
+            else:
+                text = f"{intro}\n\n```python\ndef generated():\n    return 42\n```\n"
         inputs, outputs = count_tokens(system) + count_tokens(user) + CONVERSE_FRAMING_TOKENS, count_tokens(text)
         with self._lock:
             stats = self.stats[region]

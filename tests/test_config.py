@@ -47,6 +47,11 @@ def test_environment_overrides_toml(tmp_path):
     ({"RAGCODE_MIN_SCORE": "high"}, "RAGCODE_MIN_SCORE"),
     ({"RAGCODE_TESTS": "skip"}, "RAGCODE_TESTS"),
     ({"RAGCODE_SUMMARY_LANG": "jp"}, "RAGCODE_SUMMARY_LANG"),
+    ({"RAGCODE_THREAD_TOKENS": "-1"}, "RAGCODE_THREAD_TOKENS"),
+    ({"RAGCODE_FEEDBACK_INTERVAL": "-5"}, "RAGCODE_FEEDBACK_INTERVAL"),
+    ({"RAGCODE_FEEDBACK_INTERVAL": "inf"}, "RAGCODE_FEEDBACK_INTERVAL"),
+    ({"RAGCODE_FEEDBACK_DAYS": "0"}, "RAGCODE_FEEDBACK_DAYS"),
+    ({"RAGCODE_FEEDBACK_DAYS": "365"}, "RAGCODE_FEEDBACK_DAYS"),
 ])
 def test_bad_settings_name_the_variable(tmp_path, env, names):
     with pytest.raises(ConfigError, match=names):

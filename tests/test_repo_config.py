@@ -103,3 +103,11 @@ def test_hostile_configuration_files_fall_back_to_the_defaults_with_a_reason():
 def test_too_many_branch_patterns_are_refused():
     config = parse_config("branches:\n" + "".join(f"  - 'b{n}'\n" for n in range(30)), SETTINGS)
     assert config.branches == () and any("at most 20" in error for error in config.errors)
+
+
+def test_auto_answer_is_off_unless_set_to_true_and_anything_else_is_reported():
+    assert parse_config("", SETTINGS).auto_answer is False
+    assert parse_config("auto_answer: true\n", SETTINGS).auto_answer is True
+    for hostile in ('auto_answer: "yes please"\n', "auto_answer: 1\n", "auto_answer: [true]\n"):
+        config = parse_config(hostile, SETTINGS)
+        assert config.auto_answer is False and config.errors == ("`auto_answer` must be true or false",)

@@ -6,10 +6,13 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from bot.commands.render import MAX_REPLY_CHARS, render_reply
+from bot.commands.followup import follow_up_paths, follow_up_query, merge_hits
+from bot.commands.render import MAX_REPLY_CHARS, render_reply, sanitize_within, size, words
 from bot.commands.retrieve import retrieve
+from bot.commands.suggest import suggestion_block, take_suggestion
 from bot.documents import Hit, Repository
 from bot.indexer.secrets import redact
+from bot.llm.base import Conversation
 from bot.metrics import ANSWER_SECONDS
 from bot.runtime import Runtime
 
@@ -31,6 +34,7 @@ class Answer:
     hits: list[Hit] = field(default_factory=list)
     llm: str = ""
     commit: str = ""
+    suggested: bool = False  # it starts with a ```suggestion block for the commented lines
 
 
 def answer(
@@ -44,12 +48,17 @@ def answer(
     search_only: bool = False,
     lang: str | None = None,
     tests: str | None = None,
+    conversation: Conversation | None = None,
+    limit: int = MAX_REPLY_CHARS,
+    commit_line: bool = True,
 ) -> Answer:
     """Retrieve the functions relevant to ``request`` in ``repo``'s ``branch`` and write the reply in ``lang``.
 
     The index is found by the repository's numeric id; one recorded for another installation (the repository
     changed hands) is never answered from. ``tests`` (``demote``, ``include``, ``exclude``; default
-    ``RAGCODE_TESTS``) says how test code ranks.
+    ``RAGCODE_TESTS``) says how test code ranks. A ``conversation`` (a follow-up, a review comment) is searched
+    with too and goes to the model; a review comment that asks for a change gets a ```suggestion block for its
+    lines when the model writes one. The reply takes at most ``limit`` characters.
     """
     started = time.monotonic()
     lang = lang or runtime.settings.summary_lang
@@ -57,13 +66,24 @@ def answer(
     if state is None or (repo.installation and state.installation and state.installation != repo.installation):
         return Answer(markdown=_NOT_INDEXED["en" if lang == "en" else "ko"])
     hits = retrieve(runtime, repo.id, branch, request, boost_paths=boost_paths, tests=tests)
-    body, llm = "", ""
-    if hits and not search_only:
-        generation = runtime.text_model.generate(request, hits, lang, repo)
+    if conversation is not None and (conversation.turns or conversation.focus is not None):
+        # "make it async" alone finds nothing: the thread's earlier requests and functions find what "it" is
+        follow = retrieve(runtime, repo.id, branch, follow_up_query(request, conversation),
+                          boost_paths=[*boost_paths, *follow_up_paths(conversation)], tests=tests)
+        hits = merge_hits(hits, follow, runtime.settings.top_k, tests or runtime.settings.tests)
+    focus = conversation.focus if conversation is not None else None
+    body, llm, suggestion = "", "", None
+    if (hits or focus is not None) and not search_only:
+        generation = runtime.text_model.generate(request, hits, lang, repo, conversation)
         body, llm = redact(generation.markdown)[0], generation.llm
-    note = "" if state.complete else _INCOMPLETE["en" if lang == "en" else "ko"]
-    markdown = render_reply(body, hits, html_url, state.commit, lang, MAX_REPLY_CHARS - len(note) - 2)
-    if note:
-        markdown = f"{note}\n\n{markdown}"
+        if focus is not None and focus.change and generation.generated:
+            suggestion, body = take_suggestion(body, focus)
+    note = "" if state.complete else f"{_INCOMPLETE['en' if lang == 'en' else 'ko']}\n\n"
+    head = note + (f"{suggestion_block(suggestion)}\n\n" if suggestion is not None else "")
+    if hits or not (body.strip() or suggestion is not None):
+        markdown = head + render_reply(body, hits, html_url, state.commit, lang, limit - size(head), commit_line)
+    else:  # the commented lines answered without any function of the repository
+        markdown = head + sanitize_within(body, html_url, limit - size(head), words(lang)["shortened"])
     ANSWER_SECONDS.observe(time.monotonic() - started)
-    return Answer(markdown=markdown, hits=hits, llm=llm, commit=state.commit)
+    return Answer(markdown=markdown.rstrip("\n"), hits=hits, llm=llm, commit=state.commit,
+                  suggested=suggestion is not None)

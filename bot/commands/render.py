@@ -37,10 +37,12 @@ def size(text: str) -> int:
 
 
 def render_references(hits: Sequence[Hit], html_url: str, commit: str, lang: str,
-                      limit: int = MAX_REFERENCES_CHARS) -> str:
-    """One entry per function used: linked path and lines, qualified name, relevance, folded summary."""
+                      limit: int = MAX_REFERENCES_CHARS, commit_line: bool = True) -> str:
+    """One entry per function used: linked path and lines, qualified name, relevance, folded summary; then the
+    indexed commit (unless ``commit_line`` is off: a GitHub reply's footer says it, with the index's freshness)."""
     w = words(lang)
-    head, foot = f"#### {w['references']}", f"<sub>{w['indexed']} {inline_code(commit[:12])}</sub>"
+    head = f"#### {w['references']}"
+    foot = f"<sub>{w['indexed']} {inline_code(commit[:12])}</sub>" if commit_line else ""
     entries: list[str] = []
     used = size(head) + size(foot) + size(w["more"]) + 16
     for number, hit in enumerate(hits, 1):
@@ -51,7 +53,7 @@ def render_references(hits: Sequence[Hit], html_url: str, commit: str, lang: str
         used += size(entry) + 1
     if len(entries) < len(hits):
         entries.append(w["more"].format(count=len(hits) - len(entries)))
-    return "\n".join([head, *entries, foot])
+    return "\n".join([head, *entries, *([foot] if foot else [])])
 
 
 def _reference(number: int, hit: Hit, html_url: str, commit: str, w: dict[str, str]) -> str:
@@ -67,11 +69,12 @@ def _reference(number: int, hit: Hit, html_url: str, commit: str, w: dict[str, s
 
 
 def render_reply(body: str, hits: Sequence[Hit], html_url: str, commit: str, lang: str,
-                 limit: int = MAX_REPLY_CHARS) -> str:
+                 limit: int = MAX_REPLY_CHARS, commit_line: bool = True) -> str:
     """The whole reply: the (sanitized, clipped) answer, then the references; a polite note when nothing matched."""
     if not hits:
         return words(lang)["none"]
-    references = render_references(hits, html_url, commit, lang, min(MAX_REFERENCES_CHARS, limit // 2))
+    references = render_references(hits, html_url, commit, lang, min(MAX_REFERENCES_CHARS, limit // 2),
+                                   commit_line)
     if not body.strip():
         return references
     answer = sanitize_within(body, html_url, limit - size(references) - 2, words(lang)["shortened"])

@@ -105,6 +105,28 @@ class Mirrors:
                                   f"({self.max_bytes >> 20} MB); it is not indexed")
             return mirror
 
+    def fetch_ref(self, repo_id: int, url: str, token: str | None, ref: str) -> git.Repo:
+        """Fetch one ref (such as ``refs/pull/7/head``) into the mirror, creating it if needed: only that ref's
+        missing objects are transferred, and the repository's size limit applies as in ``sync``."""
+        check_url(url, self.allow_file_urls)
+        path = self.path(repo_id)
+        with self.lock(repo_id):
+            mirror = self.open(repo_id) or git.Repo.init(path, bare=True, mkdir=True)
+            env = {**os.environ, **auth_env(url, token),
+                   "GIT_ALLOW_PROTOCOL": "https:file" if self.allow_file_urls else "https"}
+            try:
+                mirror.git.fetch(url, f"+{ref}:{ref}", "--no-tags", env=env, kill_after_timeout=self.timeout)
+            except git.GitCommandError as error:
+                message = (error.stderr or "").strip()
+                raise MirrorError(f"git fetch of {ref} of repository {repo_id} failed or took longer than "
+                                  f"RAGCODE_FETCH_TIMEOUT ({self.timeout:.0f} s): {message[-500:]}") from None
+            used = sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
+            if used > self.max_bytes:
+                shutil.rmtree(path, ignore_errors=True)
+                raise MirrorTooLarge(f"the repository takes {used >> 20} MB, more than RAGCODE_MAX_REPO_MB "
+                                     f"({self.max_bytes >> 20} MB)")
+            return mirror
+
 
 def branch_head(mirror: git.Repo, branch: str) -> str | None:
     """The commit of ``branch`` in the mirror, or None when it does not exist."""

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from bot.documents import Hit, Repository, Unit
-from bot.llm.base import Generation, SummaryResult
+from bot.llm.base import Conversation, Generation, SummaryResult
 from bot.markdown import fence
 from bot.text import IDENTIFIER, split_identifier
 
@@ -166,8 +166,9 @@ class OfflineTextModel:
             progress(len(units))
         return result
 
-    def generate(self, request: str, hits: Sequence[Hit], lang: str, repo: Repository) -> Generation:
-        """The most relevant function's code and how to turn on generation."""
+    def generate(self, request: str, hits: Sequence[Hit], lang: str, repo: Repository,
+                 conversation: Conversation | None = None) -> Generation:
+        """The most relevant function's code and how to turn on generation (a thread changes nothing here)."""
         if lang == "en":
             notice = ("ragcode runs without a language model (`RAGCODE_LLM=offline`), so it shows the most relevant "
                       "code instead of writing new code. Set `RAGCODE_LLM=bedrock` or `RAGCODE_LLM=openai` to "

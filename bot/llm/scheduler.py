@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from bot.documents import Hit, Repository, Unit
-from bot.llm.base import Generation, SummaryResult
+from bot.llm.base import Conversation, Generation, SummaryResult
 from bot.llm.prices import Price
 from bot.llm.prompts import (
     ANSWER_MAX_TOKENS,
@@ -379,12 +379,14 @@ class ChatTextModel:
             result.failed[hashes[index]] = error
         return result
 
-    def generate(self, request: str, hits: Sequence[Hit], lang: str, repo: Repository) -> Generation:
-        """Code for ``request`` from the retrieved functions of ``repo`` (hits of other repositories are dropped)."""
+    def generate(self, request: str, hits: Sequence[Hit], lang: str, repo: Repository,
+                 conversation: Conversation | None = None) -> Generation:
+        """Code for ``request`` from the retrieved functions of ``repo`` (hits of other repositories are dropped)
+        and the thread's ``conversation``."""
         own = [hit for hit in hits if hit.document.repo_id == repo.id]
         if len(own) < len(hits):
             log.warning("dropped %d hits from other repositories than %s", len(hits) - len(own), repo.id)
-        system, user = generation_messages(request, own, lang, repo.name)
+        system, user = generation_messages(request, own, lang, repo.name, conversation=conversation)
 
         def answer(region: str) -> Reply:
             reply = self._chat(region, system, user, ANSWER_MAX_TOKENS)
