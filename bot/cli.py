@@ -343,8 +343,8 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
               f"{run.summaries_generated} summarized, {run.failures} failed, ${run.cost_usd:.4f}")
     for number, usd in sorted(spending.items()):
         print(f"installation {number}: ${usd:.2f} this month")
-    if feedback:
-        print("feedback: " + ", ".join(f"{reaction} {count}" for reaction, count in sorted(feedback.items())))
+    counts = ", ".join(f"{reaction} {count}" for reaction, count in sorted(feedback.items(), key=lambda item: -item[1]))
+    print(f"reply feedback: {counts or 'no reactions yet'}")
     return 0
 
 
