@@ -222,7 +222,7 @@ def command_search(settings: Settings, args: argparse.Namespace) -> int:
             results = [hit_json(hit, html_url, state.commit) for hit in hits]
             if args.json:
                 payload = {"query": item["query"], "repo": repo.name, "commit": state.commit, "took_ms": took_ms,
-                           "results": results}
+                           "complete": state.complete, "results": results}
                 if args.queries:
                     payload = {"id": item["id"], **payload}
                 print(json.dumps(payload, ensure_ascii=False), flush=True)
@@ -319,7 +319,8 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
             # pull request overlays (their changed files at the head) are listed apart from branches
             part = "pull_requests" if is_overlay(state.branch) else "branches"
             key = state.branch.removeprefix(OVERLAY_PREFIX) if is_overlay(state.branch) else state.branch
-            entry[part][key] = {"commit": state.commit, "functions": state.functions, "indexed_at": state.indexed_at}
+            entry[part][key] = {"commit": state.commit, "functions": state.functions, "indexed_at": state.indexed_at,
+                                "complete": state.complete}
     finally:
         runtime.close()
     queue, parked = _queue_state(settings)
@@ -333,7 +334,9 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
     for entry in repositories.values():
         for branch, info in entry["branches"].items():
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info["indexed_at"]))
-            print(f"{entry['repo']}@{branch} {info['commit'][:12]} {info['functions']} functions, indexed {when}")
+            unfinished = "" if info["complete"] else " (still being completed)"
+            print(f"{entry['repo']}@{branch} {info['commit'][:12]} {info['functions']} functions, indexed {when}"
+                  f"{unfinished}")
         for number, info in entry["pull_requests"].items():
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info["indexed_at"]))
             print(f"{entry['repo']} pull request #{number} {info['commit'][:12]} {info['functions']} functions "
@@ -350,8 +353,8 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
               f"{run.summaries_generated} summarized, {run.failures} failed, ${run.cost_usd:.4f}")
     for number, usd in sorted(spending.items()):
         print(f"installation {number}: ${usd:.2f} this month")
-    if feedback:
-        print("feedback: " + ", ".join(f"{reaction} {count}" for reaction, count in sorted(feedback.items())))
+    counts = ", ".join(f"{reaction} {count}" for reaction, count in sorted(feedback.items(), key=lambda item: -item[1]))
+    print(f"reply feedback: {counts or 'no reactions yet'}")
     return 0
 
 

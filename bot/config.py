@@ -99,6 +99,7 @@ class Settings:
     webhook_read_timeout: float = 10.0  # seconds a delivery's body may take to arrive
     webhook_max_reads: int = 32  # deliveries whose bodies are being received at once; more get 503
     max_connections: int = 256  # connections `serve` holds at once; more get 503
+    embed_processes: int = 0  # processes embedding documents with the bundled model (0: one per core)
     index_cache_mb: int = 1024  # most vectors (MB) the embedded store keeps loaded in memory across branches
     fetch_timeout: float = 600.0  # seconds a git fetch of a repository may take
     max_repo_mb: int = 4096  # larger repositories are not fetched or indexed
@@ -120,6 +121,9 @@ class Settings:
     reconcile_interval: float = 3600.0  # seconds between the workers' reconcile passes; 0: off
     reconcile_min_rate: int = 200  # reconcile stops while GitHub's X-RateLimit-Remaining is below this
     admin_token: str = ""  # enables GET /status for operators who send it as a bearer token
+    thread_tokens: int = 6000  # tokens of a thread's earlier turns a follow-up carries at most; 0: none
+    feedback_interval: float = 900.0  # seconds between the workers' passes over reactions to replies; 0: off
+    feedback_days: float = 7.0  # replies whose reactions are read, by age
 
 
 # variable name -> Settings attribute, for the names that do not follow RAGCODE_<ATTR>.
@@ -284,6 +288,12 @@ def _validate_queue(settings: Settings) -> None:
         raise ConfigError("RAGCODE_SQS_WAIT_SECONDS: must be between 0 and 20")
     if not 2 <= settings.sqs_visibility_seconds <= 43200:
         raise ConfigError("RAGCODE_SQS_VISIBILITY_SECONDS: must be between 2 and 43200")
+    if settings.thread_tokens < 0:
+        raise ConfigError("RAGCODE_THREAD_TOKENS: must not be negative (0 turns follow-ups off)")
+    if not 0 <= settings.feedback_interval < float("inf"):
+        raise ConfigError("RAGCODE_FEEDBACK_INTERVAL: must be a number of seconds, at least 0 (0: off)")
+    if not 0 < settings.feedback_days <= 90:
+        raise ConfigError("RAGCODE_FEEDBACK_DAYS: must be more than 0 and at most 90")
     if settings.worker_grace_seconds < 0 or settings.reconcile_interval < 0 or settings.reconcile_min_rate < 0:
         raise ConfigError("RAGCODE_WORKER_GRACE_SECONDS, RAGCODE_RECONCILE_INTERVAL and RAGCODE_RECONCILE_MIN_RATE: "
                           "must not be negative")

@@ -113,6 +113,7 @@ class BranchState:
     indexed_at: float
     embedder: str
     dimension: int
+    complete: bool = True  # False while a run is still filling in vectors or model summaries
 
 
 @dataclass

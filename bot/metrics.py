@@ -23,3 +23,7 @@ GROUNDING_CHECKED = Counter("ragcode_grounding_checked_total",
 UNGROUNDED = Counter("ragcode_ungrounded_names_total",
                      "Paths and functions that generated answers named but the index does not have (marked in replies)",
                      ["kind"])
+REPLY_FEEDBACK = Counter("ragcode_reply_feedback_total", "Reactions users gave to /ragcode replies, by reaction",
+                         ["reaction"])
+for _reaction in ("+1", "-1"):  # shown at 0 before the first reaction
+    REPLY_FEEDBACK.labels(reaction=_reaction)

@@ -170,7 +170,7 @@ def _installation(api: GitHubApi, app: GitHubApp, store: Store, queue: Queue, in
                 continue
             response.raise_for_status()
             head = str(response.json()["commit"]["sha"])
-            if head != state.commit:
+            if head != state.commit or not state.complete:  # stale, or a run that stopped before it finished
                 _queue(queue, report, repo, state.branch, state.commit, head, details)
 
 
@@ -179,6 +179,9 @@ def _queue(queue: Queue, report: Report, repo: Repository, branch: str, indexed:
     """Queue a run to ``head`` (a drop when None); the same branch and head are queued once."""
     if head is None:
         spec, reason, delivery = drop_job(repo, branch, details), "deleted", f"reconcile-drop-{repo.id}-{indexed}"
+    elif head == indexed:  # indexed at its head, but a run stopped before it was complete: once an hour
+        spec, reason = index_job(repo, branch=branch, after=head, details=details), "unfinished"
+        delivery = f"reconcile-finish-{repo.id}-{head}-{branch}-{int(time.time() // 3600)}"
     else:
         spec, reason = index_job(repo, branch=branch, after=head, details=details), "stale"
         delivery = f"reconcile-{repo.id}-{head}-{branch}"

@@ -23,7 +23,7 @@ CONFIG_PATH = ".github/ragcode.yml"
 PERMISSIONS = ("read", "triage", "write", "maintain", "admin")
 LANGUAGES = ("ko", "en")
 KEYS = ("include", "exclude", "branches", "summary_lang", "command_permission", "max_file_bytes", "rate_limit_per_hour",
-        "tests", "pull_requests_from_forks")
+        "tests", "pull_requests_from_forks", "auto_answer")
 UNITS = {"": 1, "b": 1, "kb": 1024, "k": 1024, "mb": 1024 * 1024, "m": 1024 * 1024}
 MAX_CONFIG_BYTES = 64 * 1024
 MAX_DEPTH = 8  # nesting of YAML collections
@@ -43,6 +43,7 @@ class RepoConfig:
     errors: tuple[str, ...] = field(default=())
     tests: str = "demote"  # how test code ranks in answers: demote, include or exclude
     pull_requests_from_forks: bool = False  # index the heads of pull requests from forks (read-only) as overlays
+    auto_answer: bool = False  # every new issue gets the related functions (search only, no model)
 
     def indexes(self, branch: str, default_branch: str) -> bool:
         """True when ``branch`` is to be indexed."""
@@ -85,8 +86,9 @@ def parse_config(text: str, settings: Settings) -> RepoConfig:
                     base.rate_limit_per_hour, "rate_limit_per_hour", errors)
     tests = _choice(data, "tests", MODES, base.tests, errors)
     forks = _flag(data, "pull_requests_from_forks", base.pull_requests_from_forks, errors)
+    auto_answer = _flag(data, "auto_answer", base.auto_answer, errors)
     options = IndexOptions(include=include, exclude=exclude, max_file_bytes=max_bytes, summary_lang=summary_lang)
-    return RepoConfig(options, branches, permission, rate, tuple(errors), tests, forks)
+    return RepoConfig(options, branches, permission, rate, tuple(errors), tests, forks, auto_answer)
 
 
 def load_config(repo: git.Repo, ref: str, settings: Settings) -> RepoConfig:

@@ -64,5 +64,7 @@ class Runtime:
         """Close the store if it was opened."""
         if "store" in self.__dict__:
             self.store.close()
+        if "embedder" in self.__dict__:
+            self.embedder.close()
         if "spend" in self.__dict__:
             self.spend.close()

@@ -3,6 +3,7 @@ give them back when the process is told to stop."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -38,17 +39,18 @@ Periodic = Callable[[Context], Any]
 class Workers:
     """``count`` threads running jobs by kind; woken by ``notify`` or by polling.
 
-    A heartbeat thread keeps running jobs claimed (SQS: their visibility and lease); with ``periodic`` set and
-    ``RAGCODE_RECONCILE_INTERVAL`` above 0, one worker of all that share the queue runs it once per interval.
+    A heartbeat thread keeps running jobs claimed (SQS: their visibility and lease); each ``periodic`` task
+    (name: interval in seconds, function) with an interval above 0 is run by one worker of all that share the
+    queue once per interval.
     """
 
     def __init__(self, context: Context, runners: Mapping[str, Runner], count: int, poll: float = 1.0,
-                 periodic: Periodic | None = None) -> None:
+                 periodic: Mapping[str, tuple[float, Periodic]] | None = None) -> None:
         self.context = context
         self.runners = dict(runners)
         self.count = count
         self.poll = poll
-        self.periodic = periodic
+        self.periodic = dict(periodic or {})
         self._wake = threading.Condition()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -59,8 +61,9 @@ class Workers:
         """Start the worker threads, the heartbeat and the periodic task."""
         targets = [(self._loop, f"ragcode-worker-{number}") for number in range(self.count)]
         targets.append((self._heartbeats, "ragcode-heartbeat"))
-        if self.periodic is not None and self.context.settings.reconcile_interval > 0:
-            targets.append((self._periodic_loop, "ragcode-reconcile"))
+        for name, (interval, task) in self.periodic.items():
+            if interval > 0:
+                targets.append((functools.partial(self._periodic_loop, name, interval, task), f"ragcode-{name}"))
         for target, name in targets:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -154,8 +157,7 @@ class Workers:
                 except Exception:  # the next beat tries again; the claim lasts a whole visibility timeout
                     log.warning("heartbeat of job %s failed", job_id, exc_info=True)
 
-    def _periodic_loop(self) -> None:
-        interval = self.context.settings.reconcile_interval
+    def _periodic_loop(self, name: str, interval: float, task: Periodic) -> None:
         last = -1
         while not self._stopping.wait(min(interval, 300.0)):
             slot = int(time.time() // interval)
@@ -163,12 +165,11 @@ class Workers:
                 continue
             last = slot
             try:
-                if not self.context.queue.remember(f"reconcile-pass-{slot}", interval):
+                if not self.context.queue.remember(f"{name}-pass-{slot}", interval):
                     continue  # another worker has this interval's pass
-                assert self.periodic is not None
-                self.periodic(self.context)
+                task(self.context)
             except Exception:  # the next interval tries again
-                log.exception("periodic reconcile failed")
+                log.exception("periodic %s failed", name)
 
 
 def update_gauges(queue: Queue) -> None:

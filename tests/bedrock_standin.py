@@ -60,6 +60,7 @@ _CREDENTIAL = re.compile(r"Credential=[^/,\s]+/(\d{8})/([^/]+)/([^/]+)/aws4_requ
 _NAME_LINE = re.compile(r"^(?:Name|이름): (.+)$", re.M)
 _REFERENCE_LINE = re.compile(r"^\[\d+\] \S+ \([^)]*\) — (.+)$", re.M)
 _FENCED = re.compile(r"^(`{3,}|~{3,})[^\n]*\n(.*?)^\1[ \t]*$", re.M | re.S)
+_COMMENTED = re.compile(r"^(?:The commented lines:|댓글이 달린 줄:)\n(`{3,})[^\n]*\n(.*?)^\1[ \t]*$", re.M | re.S)
 _DOCSTRING = re.compile(r'"""(.*?)"""|\'\'\'(.*?)\'\'\'|/\*\*?(.*?)\*/', re.S)
 
 
@@ -144,6 +145,19 @@ def summary_request(prompt: str) -> tuple[str, str] | None:
     return found.group(1).strip(), " ".join(doc.split())
 
 
+def standin_suggestion(lines: str) -> str:
+    """The stand-in's replacement for commented lines: ``def`` becomes ``async def`` (else the last line gets a
+    comment), in a ```suggestion block fenced like a careless model would: three backticks unless a line of the
+    code itself is a fence."""
+    changed = re.sub(r"^(\s*)def ", r"\1async def ", lines.rstrip("\n"), flags=re.M)
+    if changed == lines.rstrip("\n"):
+        changed += "  # reviewed"
+    longest = max((len(line.strip()) for line in changed.split("\n") if line.strip() and set(line.strip()) == {"`"}),
+                  default=2)
+    marker = "`" * max(3, longest + 1)
+    return f"{marker}suggestion\n{changed}\n{marker}"
+
+
 def standin_vector(text: str, dimension: int) -> np.ndarray:
     """The deterministic (unnormalized) embedding the stand-in gives for ``text``: a hashed bag of words.
 
@@ -178,6 +192,9 @@ class RegionConfig:
     latency: float = 0.005
     limit: int = 1_000  # requests in flight above this get 429 ThrottlingException
     down: bool = False  # every request gets 503 ServiceUnavailableException
+    # Bedrock's quotas are per model: embedding models (InvokeModel) get their own latency and limit when set
+    embed_latency: float | None = None
+    embed_limit: int | None = None
 
 
 @dataclass
@@ -191,6 +208,7 @@ class RegionStats:
     rejected: int = 0
     inflight: int = 0
     max_inflight: int = 0
+    embed_inflight: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     summarized: list[str] = field(default_factory=list)  # function names, in answer order
@@ -296,14 +314,25 @@ class BedrockStandin:
                 stats.unavailable += 1
                 raise _Reply(503, {"message": "Bedrock is unable to process your request."},
                              "ServiceUnavailableException")
-            if stats.inflight >= config.limit:
+            embedding = operation.name != "Converse" and config.embed_limit is not None
+            if embedding:
+                if stats.embed_inflight >= (config.embed_limit or 0):
+                    stats.throttled += 1
+                    raise _Reply(429, {"message": "Too many requests, please wait before trying again."},
+                                 "ThrottlingException")
+                stats.embed_inflight += 1
+            elif stats.inflight >= config.limit:
                 stats.throttled += 1
                 raise _Reply(429, {"message": "Too many requests, please wait before trying again."},
                              "ThrottlingException")
-            stats.inflight += 1
-            stats.max_inflight = max(stats.max_inflight, stats.inflight)
+            else:
+                stats.inflight += 1
+                stats.max_inflight = max(stats.max_inflight, stats.inflight)
         try:
-            time.sleep(config.latency)
+            latency = config.latency
+            if operation.name != "Converse" and config.embed_latency is not None:
+                latency = config.embed_latency
+            time.sleep(latency)
             if operation.name == "Converse":
                 return self._converse(region, params, config)
             return self._invoke(region, params, config)
@@ -313,7 +342,10 @@ class BedrockStandin:
             raise
         finally:
             with self._lock:  # released before the answer is written: the client may send again at once
-                stats.inflight -= 1
+                if embedding:
+                    stats.embed_inflight -= 1
+                else:
+                    stats.inflight -= 1
 
     def _fail(self, message: str) -> _Reply:
         with self._lock:
@@ -380,7 +412,14 @@ class BedrockStandin:
             name = ""
             used = ", ".join(_REFERENCE_LINE.findall(user)) or "-"
             intro = f"참고한 함수: {used}" if korean else f"Functions used: {used}"
-            text = self.answer or f"{intro}\n\n```python\ndef generated():\n    return 42\n```\n"
+            commented = _COMMENTED.search(user)
+            if self.answer:
+                text = self.answer
+            elif commented and "`suggestion`" in user:
+                text = f"{intro}\n\n{standin_suggestion(commented.group(2))}\n\n" + (
+                    "댓글이 달린 줄을 비동기로 바꿨습니다." if korean else "The commented lines are now async.")
+            else:
+                text = f"{intro}\n\n```python\ndef generated():\n    return 42\n```\n"
         inputs, outputs = count_tokens(system) + count_tokens(user) + CONVERSE_FRAMING_TOKENS, count_tokens(text)
         with self._lock:
             stats = self.stats[region]

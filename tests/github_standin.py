@@ -26,6 +26,7 @@ from tests.shared_data import DATA as SHARED_DATA
 SPEC_PATH = SHARED_DATA / "github-openapi" / "api.github.com.subset.json"
 PREFIX = "/api/v3"  # served like GitHub Enterprise Server, so GITHUB_API_URL with a path is exercised
 MAX_COMMENT_CHARS = 65_536  # GitHub answers 422 "body is too long (maximum is 65536 characters)" above this
+APP_BOT = "ragcode[bot]"  # the App's bot user: GET /app answers with the slug "ragcode"
 _openapi: OpenAPI | None = None
 _openapi_lock = threading.Lock()
 
@@ -107,7 +108,8 @@ class GitHubStandIn:
         self.tokens: dict[str, tuple[int, float]] = {}
         self.check_runs: dict[int, dict[str, Any]] = {}
         self.check_run_history: dict[int, list[dict[str, Any]]] = {}
-        self.comments: list[dict[str, Any]] = []
+        self.comments: list[dict[str, Any]] = []  # issue and pull-request conversation comments, everyone's
+        self.review_comments: list[dict[str, Any]] = []  # pull-request review comments, everyone's
         self.reactions: list[dict[str, Any]] = []
         self.deleted_installations: set[int] = set()
         self.refuse_comments: list[str] = []  # the next comment posts get 422 with these messages, in order
@@ -116,6 +118,7 @@ class GitHubStandIn:
         self.redelivered: list[int] = []  # delivery ids POSTed to /app/hook/deliveries/{id}/attempts
         self.rate_limit = 5000  # requests per credential (the App JWT, each installation)
         self.rate_used: dict[str, int] = {}
+        self.listed_pages: list[int] = []  # pages of comment listings served, in order
         self.lock = threading.Lock()
         self._ids = itertools.count(1000)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -183,7 +186,67 @@ class GitHubStandIn:
     def comments_on(self, full_name: str, issue: int) -> list[dict[str, Any]]:
         """Comments the App posted on an issue, oldest first."""
         with self.lock:
-            return [c for c in self.comments if c["repo"] == full_name and c["issue"] == issue]
+            return [c for c in self.comments if c["repo"] == full_name and c["issue"] == issue
+                    and c["user"]["login"] == APP_BOT]
+
+    def replies_in(self, full_name: str, root: int) -> list[dict[str, Any]]:
+        """Review comments the App posted in the review thread that starts with comment ``root``, oldest first."""
+        with self.lock:
+            return [c for c in self.review_comments if c["repo"] == full_name and c.get("in_reply_to_id") == root
+                    and c["user"]["login"] == APP_BOT]
+
+    def add_comment(self, full_name: str, issue: int, body: str, *, login: str = "octocat", kind: str = "User",
+                    comment_id: int | None = None) -> dict[str, Any]:
+        """A comment someone wrote on an issue or pull request (as GitHub has it when the webhook arrives)."""
+        repo = self.repos[full_name]
+        number = comment_id or next(self._ids)
+        comment = {"id": number, "node_id": "IC", "repo": full_name, "issue": issue, "body": body,
+                   "url": f"{self.url}/repos/{full_name}/issues/comments/{number}",
+                   "html_url": f"{repo.html_url}/issues/{issue}#issuecomment-{number}",
+                   "issue_url": f"{self.url}/repos/{full_name}/issues/{issue}", "user": _user(login, kind),
+                   "created_at": _now(), "updated_at": _now(), "author_association": "MEMBER"}
+        with self.lock:
+            self.comments.append(comment)
+        return comment
+
+    def add_review_comment(self, full_name: str, pull: int, body: str, *, path: str, line: int | None,
+                           start_line: int | None = None, side: str = "RIGHT", commit_id: str = "0" * 40,
+                           login: str = "octocat", kind: str = "User", comment_id: int | None = None,
+                           in_reply_to: int | None = None) -> dict[str, Any]:
+        """A review comment someone wrote on lines of a pull request's diff."""
+        repo = self.repos[full_name]
+        number = comment_id or next(self._ids)
+        comment = {"id": number, "node_id": "PRRC", "repo": full_name, "pull": pull, "body": body, "path": path,
+                   "line": line, "start_line": start_line, "side": side, "start_side": side if start_line else None,
+                   "commit_id": commit_id, "original_commit_id": commit_id, "diff_hunk": "@@ -1 +1 @@",
+                   "position": 1, "original_position": 1, "pull_request_review_id": 1,
+                   "url": f"{self.url}/repos/{full_name}/pulls/comments/{number}",
+                   "html_url": f"{repo.html_url}/pull/{pull}#discussion_r{number}",
+                   "pull_request_url": f"{self.url}/repos/{full_name}/pulls/{pull}", "user": _user(login, kind),
+                   "created_at": _now(), "updated_at": _now(), "author_association": "MEMBER",
+                   "_links": {"self": {"href": ""}, "html": {"href": ""}, "pull_request": {"href": ""}}}
+        if in_reply_to is not None:
+            comment["in_reply_to_id"] = in_reply_to
+        with self.lock:
+            self.review_comments.append(comment)
+        return comment
+
+    def react(self, full_name: str, comment_id: int, content: str, *, login: str = "octocat", kind: str = "User",
+              on: str = "issue_comment") -> dict[str, Any]:
+        """Someone reacts to a comment (``on``: ``issue_comment`` or ``review_comment``)."""
+        reaction = {"id": next(self._ids), "node_id": "REA", "repo": full_name, "comment": comment_id, "kind": on,
+                    "content": content, "user": _user(login, kind), "created_at": _now()}
+        with self.lock:
+            self.reactions.append(reaction)
+        return reaction
+
+    def _summary(self, comment_id: int) -> dict[str, Any]:
+        """The ``reactions`` summary GitHub gives with a review comment (the lock is held)."""
+        counts = {content: 0 for content in ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")}
+        for reaction in self.reactions:
+            if reaction["comment"] == comment_id and reaction.get("kind") == "review_comment":
+                counts[reaction["content"]] += 1
+        return {"url": "", "total_count": sum(counts.values()), **counts}
 
     # request handling
 
@@ -215,7 +278,7 @@ class GitHubStandIn:
             openapi().validate_request(request)
         except Exception as error:  # openapi-core raises one class per kind of mismatch
             return self._error(422, f"{method} {path}: {type(error).__name__}: {error}")
-        return self._route(method, path, body, auth)
+        return self._route(method, path, body, auth, query)
 
     def _error(self, status: int, message: str) -> tuple[int, Any]:
         with self.lock:
@@ -257,7 +320,7 @@ class GitHubStandIn:
             return None
         return f"installation:{grant[0]}"
 
-    def _route(self, method: str, path: str, body: Any, auth: str) -> tuple[int, Any]:
+    def _route(self, method: str, path: str, body: Any, auth: str, query: dict[str, str]) -> tuple[int, Any]:
         if method == "GET" and path == "/app":
             return 200, {"id": self.app_id, "slug": "ragcode", "name": "ragcode", "owner": None,
                          "node_id": "A_1", "description": "", "external_url": "", "html_url": "",
@@ -296,9 +359,9 @@ class GitHubStandIn:
         match = re.fullmatch(r"/repos/([^/]+/[^/]+)(/.*)?", path)
         if not match or match[1] not in self.repos:
             return self._error(404, f"{method} {path}: unknown repository")
-        return self._repo_route(method, self.repos[match[1]], match[2] or "", body)
+        return self._repo_route(method, self.repos[match[1]], match[2] or "", body, query)
 
-    def _repo_route(self, method: str, repo: Repo, rest: str, body: Any) -> tuple[int, Any]:
+    def _repo_route(self, method: str, repo: Repo, rest: str, body: Any, query: dict[str, str]) -> tuple[int, Any]:
         base = f"{self.url}/repos/{repo.full_name}"
         if method == "GET" and rest == "":
             return 200, _repository(repo, self.url)
@@ -332,7 +395,22 @@ class GitHubStandIn:
             role = repo.permissions.get(match[1], "none")
             legacy = {"maintain": "write", "triage": "read"}.get(role, role)
             return 200, {"permission": legacy, "role_name": role, "user": _user(match[1])}
+        match = re.fullmatch(r"/issues/(\d+)", rest)
+        if method == "GET" and match:
+            number = int(match[1])
+            with self.lock:
+                count = sum(1 for c in self.comments if c["repo"] == repo.full_name and c["issue"] == number)
+            return 200, {"id": number, "node_id": "I", "number": number, "title": "An issue", "state": "open",
+                         "body": "", "comments": count, "user": _user("octocat"), "labels": [], "locked": False,
+                         "url": f"{base}/issues/{number}", "html_url": f"{repo.html_url}/issues/{number}",
+                         "created_at": _now(), "updated_at": _now()}
         match = re.fullmatch(r"/issues/(\d+)/comments", rest)
+        if method == "GET" and match:
+            number, per_page, page = int(match[1]), int(query.get("per_page", 30)), int(query.get("page", 1))
+            with self.lock:
+                listed = [c for c in self.comments if c["repo"] == repo.full_name and c["issue"] == number]
+                self.listed_pages.append(page)
+            return 200, listed[(page - 1) * per_page: page * per_page]
         if method == "POST" and match and len(body["body"]) > MAX_COMMENT_CHARS:
             self._error(422, f"POST {rest}: comment body of {len(body['body'])} characters")
             return self._invalid("IssueComment", "body", f"body is too long (maximum is {MAX_COMMENT_CHARS} characters)")
@@ -343,19 +421,52 @@ class GitHubStandIn:
         if method == "POST" and match:
             comment_id = next(self._ids)
             comment = {"id": comment_id, "repo": repo.full_name, "issue": int(match[1]), "body": body["body"],
-                       "url": f"{base}/issues/comments/{comment_id}", "user": _user("ragcode[bot]", "Bot"),
+                       "url": f"{base}/issues/comments/{comment_id}", "user": _user(APP_BOT, "Bot"),
                        "html_url": f"{repo.html_url}/issues/{match[1]}#issuecomment-{comment_id}",
                        "created_at": _now(), "updated_at": _now()}
             with self.lock:
                 self.comments.append(comment)
             return 201, comment
-        match = re.fullmatch(r"/issues/comments/(\d+)/reactions", rest)
+        match = re.fullmatch(r"/(issues|pulls)/comments/(\d+)/reactions", rest)
         if method == "POST" and match:
-            reaction = {"id": next(self._ids), "repo": repo.full_name, "comment": int(match[1]),
-                        "content": body["content"], "user": _user("ragcode[bot]", "Bot"), "created_at": _now()}
+            kind = "issue_comment" if match[1] == "issues" else "review_comment"
+            reaction = {"id": next(self._ids), "repo": repo.full_name, "comment": int(match[2]), "kind": kind,
+                        "content": body["content"], "user": _user(APP_BOT, "Bot"), "created_at": _now()}
             with self.lock:
                 self.reactions.append(reaction)
             return 201, reaction
+        if method == "GET" and match and match[1] == "issues":
+            per_page, page = int(query.get("per_page", 30)), int(query.get("page", 1))
+            with self.lock:
+                given = [{k: v for k, v in r.items() if k not in ("repo", "comment", "kind")} for r in self.reactions
+                         if r["repo"] == repo.full_name and r["comment"] == int(match[2]) and r["kind"] == "issue_comment"]
+            return 200, given[(page - 1) * per_page: page * per_page]
+        match = re.fullmatch(r"/pulls/(\d+)/comments/(\d+)/replies", rest)
+        if method == "POST" and match:
+            with self.lock:
+                target = next((c for c in self.review_comments if c["id"] == int(match[2])
+                               and c["repo"] == repo.full_name and c["pull"] == int(match[1])), None)
+            if target is None:
+                return 404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}
+            if len(body["body"]) > MAX_COMMENT_CHARS:
+                self._error(422, f"POST {rest}: comment body of {len(body['body'])} characters")
+                return self._invalid("PullRequestReviewComment", "body",
+                                     f"body is too long (maximum is {MAX_COMMENT_CHARS} characters)")
+            reply = self.add_review_comment(repo.full_name, int(match[1]), body["body"], path=target["path"],
+                                            line=target["line"], start_line=target["start_line"], side=target["side"],
+                                            commit_id=target["commit_id"], login=APP_BOT, kind="Bot",
+                                            in_reply_to=target.get("in_reply_to_id") or target["id"])
+            return 201, _public(reply)
+        match = re.fullmatch(r"/pulls/(\d+)/comments", rest)
+        if method == "GET" and match:
+            per_page, page = int(query.get("per_page", 30)), int(query.get("page", 1))
+            with self.lock:
+                listed = [c for c in self.review_comments if c["repo"] == repo.full_name and c["pull"] == int(match[1])]
+                if query.get("sort") == "created" and query.get("direction") == "desc":
+                    listed.reverse()
+                listed = [_public(c) | {"reactions": self._summary(c["id"])} for c in listed]
+                self.listed_pages.append(page)
+            return 200, listed[(page - 1) * per_page: page * per_page]
         match = re.fullmatch(r"/pulls/(\d+)", rest)
         if method == "GET" and match:
             with self.lock:
@@ -467,6 +578,11 @@ def hook_delivery(number: int, guid: str, status_code: int, event: str = "push",
             "status_code": status_code, "event": event, "action": None, "installation_id": 1, "repository_id": 1}
 
 
+def _public(comment: dict[str, Any]) -> dict[str, Any]:
+    """A stored comment as the API shows it (without the stand-in's bookkeeping)."""
+    return {key: value for key, value in comment.items() if key not in ("repo", "pull", "issue")}
+
+
 def _user(login: str, kind: str = "User") -> dict[str, Any]:
     return {"login": login, "id": abs(hash(login)) % 10**8, "node_id": "U", "type": kind, "site_admin": False,
             "url": f"https://api.github.example/users/{login}", "html_url": f"https://github.example/{login}"}
@@ -564,4 +680,28 @@ def repository_payload(repo: Repo, installation: int, action: str, **changes: An
                                "installation": base["installation"]}
     if changes:
         payload["changes"] = changes
+    return payload
+
+
+def issue_payload(repo: Repo, installation: int, body: str | None, *, title: str = "A question", number: int = 1,
+                  login: str = "octocat", user_type: str = "User") -> dict:
+    """A new issue (from the real ``issues/opened`` example)."""
+    payload = with_repository(example("issues/opened"), repo, installation)
+    payload["issue"].update(number=number, title=title, body=body)
+    payload["issue"]["user"].update(login=login, type=user_type)
+    return payload
+
+
+def review_comment_payload(repo: Repo, installation: int, comment: dict[str, Any], *, head: str, base: str,
+                           pull: int = 7) -> dict:
+    """A new review comment (from the real ``pull_request_review_comment/created`` example) carrying ``comment``
+    as the stand-in stored it (``add_review_comment``)."""
+    payload = with_repository(example("pull_request_review_comment/created"), repo, installation)
+    payload["comment"].update(_public(comment))
+    payload["comment"].pop("in_reply_to_id", None)
+    if comment.get("in_reply_to_id"):
+        payload["comment"]["in_reply_to_id"] = comment["in_reply_to_id"]
+    payload["pull_request"]["number"] = pull
+    payload["pull_request"]["head"]["sha"] = head
+    payload["pull_request"]["base"]["sha"] = base
     return payload

@@ -169,6 +169,8 @@ class StandIn:
             for doc_id, source in self.indices[name]["docs"].items():
                 if "knn" in query:
                     (field, knn), = query["knn"].items()
+                    if source.get(field) is None:
+                        continue  # a document without a vector is not in the graph
                     if "filter" in knn and not self.matches(knn["filter"], doc_id, source):
                         continue
                     if self.dimension(name) != len(knn["vector"]):
@@ -245,6 +247,18 @@ class StandIn:
             elif operation == "delete":
                 existed = self.indices[index]["docs"].pop(doc_id, None) is not None
                 result.update(status=200 if existed else 404, result="deleted" if existed else "not_found")
+            elif operation == "update" and doc_id not in self.indices[index]["docs"]:
+                result.update(status=404, error={"type": "document_missing_exception",
+                                                 "reason": f"[{doc_id}]: document missing"})
+            elif operation == "update":
+                merged = {**self.indices[index]["docs"][doc_id], **source["doc"]}
+                dimension = self.dimension(index)
+                if dimension is not None and merged.get("vector") is not None and dimension != len(merged["vector"]):
+                    result.update(status=400, error={"type": "mapper_parsing_exception",
+                                                     "reason": "Vector dimension mismatch"})
+                else:
+                    self.indices[index]["docs"][doc_id] = merged
+                    result.update(status=200, result="updated")
             else:
                 dimension = self.dimension(index)
                 vector = source.get("vector")

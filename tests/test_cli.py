@@ -110,6 +110,21 @@ def test_status_json(indexed, tmp_path):
     assert payload["repositories"][0]["repo"] == "acme/service"
     assert branch["commit"] == repo.repo.head.commit.hexsha and branch["functions"] == 3
     assert payload["queue"] == {"queued": 0, "running": 0, "parked": 0}
+    assert payload["feedback"] == {}
+    assert "reply feedback: no reactions yet" in ragcode("status", home=home, cwd=tmp_path).stdout
+
+
+def test_status_shows_the_feedback_the_workers_counted(indexed, tmp_path):
+    from bot.spend import SqliteLedger
+
+    _, home, _ = indexed
+    ledger = SqliteLedger(home / "spend.sqlite3")  # as the workers' feedback passes leave it
+    ledger.record_feedback(7, "+1", 5)
+    ledger.record_feedback(8, "+1", 2)
+    ledger.record_feedback(7, "-1", 1)
+    ledger.close()
+    assert json.loads(ragcode("status", "--json", home=home, cwd=tmp_path).stdout)["feedback"] == {"+1": 7, "-1": 1}
+    assert "reply feedback: +1 7, -1 1" in ragcode("status", home=home, cwd=tmp_path).stdout
 
 
 def test_second_run_is_incremental(indexed, tmp_path):

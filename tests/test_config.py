@@ -50,6 +50,11 @@ def test_environment_overrides_toml(tmp_path):
     ({"RAGCODE_RELATED": "-1"}, "RAGCODE_RELATED: must be between 0 and 20"),
     ({"RAGCODE_RELATED": "1000"}, "RAGCODE_RELATED"),
     ({"RAGCODE_RELATED": "some"}, "RAGCODE_RELATED"),
+    ({"RAGCODE_THREAD_TOKENS": "-1"}, "RAGCODE_THREAD_TOKENS"),
+    ({"RAGCODE_FEEDBACK_INTERVAL": "-5"}, "RAGCODE_FEEDBACK_INTERVAL"),
+    ({"RAGCODE_FEEDBACK_INTERVAL": "inf"}, "RAGCODE_FEEDBACK_INTERVAL"),
+    ({"RAGCODE_FEEDBACK_DAYS": "0"}, "RAGCODE_FEEDBACK_DAYS"),
+    ({"RAGCODE_FEEDBACK_DAYS": "365"}, "RAGCODE_FEEDBACK_DAYS"),
 ])
 def test_bad_settings_name_the_variable(tmp_path, env, names):
     with pytest.raises(ConfigError, match=names):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from bot.documents import Document, document_id
+from bot.documents import Document, Repository, document_id
 from bot.store.local import LocalStore
 
 A, B = 1, 2
@@ -70,27 +71,30 @@ def test_an_index_of_the_old_format_is_dropped_and_rebuilt(tmp_path, caplog):
         document_id(A, "main", "a.py", "left")]
 
 
-def test_an_index_of_format_2_is_upgraded_in_place_and_read_as_is_until_then(tmp_path):
+@pytest.mark.parametrize("version", [2, 3])
+def test_an_index_of_an_older_format_is_upgraded_in_place_and_read_as_is_until_then(tmp_path, version):
     import sqlite3
-
-    from bot.store.local import UPGRADABLE
 
     store = LocalStore(tmp_path / "index")
     store.write(A, "main", [doc(A, "left", [1, 0, 0])], [])
     store.cache_summaries(A, {"m|ko|h": "요약"})
+    store.set_state(Repository(A, "acme/a", 1), "main", "c" * 40, "e", 3)
     store.close()
-    # what a format-2 index looks like: no calls column, no overlays table
+    # what a format-3 index looks like: no calls column, no overlays table; format 2 has no complete flag either
     old = sqlite3.connect(tmp_path / "index" / "ragcode.sqlite3")
     old.executescript("DROP INDEX documents_short_name; ALTER TABLE documents DROP COLUMN calls;"
                       "ALTER TABLE documents DROP COLUMN short_name; DROP TABLE overlays;"
-                      f"PRAGMA user_version = {UPGRADABLE};")
+                      + ("ALTER TABLE branches DROP COLUMN complete;" if version == 2 else "")
+                      + f"PRAGMA user_version = {version};")
     old.close()
     reader = LocalStore(tmp_path / "index", read_only=True)
+    assert [(state.commit, state.complete) for state in reader.branch_states(A)] == [("c" * 40, True)]
     assert [(ref.name, ref.calls) for ref in reader.refs(A, "main")] == [("left", ())]
     assert reader.callers(A, "main", ["left"]) == [] and reader.overlay(A, "pull:1") is None
     assert [ref.name for ref in reader.find_names(A, "main", ["left"])] == ["left"]
     reader.close()
     upgraded = LocalStore(tmp_path / "index")
+    assert [(state.commit, state.complete) for state in upgraded.branch_states(A)] == [("c" * 40, True)]
     assert [d.name for d in upgraded.documents(A, "main", [document_id(A, "main", "a.py", "left")])] == ["left"]
     assert [ref.name for ref in upgraded.find_names(A, "main", ["left"])] == ["left"], "last names filled in"
     assert upgraded.cached_summaries(A, ["m|ko|h"]) == {"m|ko|h": "요약"}, "nothing was dropped"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -222,6 +223,9 @@ def test_interrupted_run_is_simply_redone(runtime, make_repo):
         def embed_query(self, text):
             return self.real.embed_query(text)
 
+        def close(self):
+            self.real.close()
+
     repo = make_repo()
     for number in range(90):
         repo.write(f"pkg/m{number}.py", f"def f{number}(x):\n    return x * {number}\n")
@@ -229,12 +233,17 @@ def test_interrupted_run_is_simply_redone(runtime, make_repo):
     runtime.embedder = CrashingEmbedder()
     with pytest.raises(Crash):
         run(runtime, repo)
-    assert runtime.store.branch_state(APP.id, "main") is None, "the commit is recorded last"
-    report = run(runtime, repo)
-    assert report.previous_commit is None
     state = runtime.store.branch_state(APP.id, "main")
-    assert state.commit == head and state.functions == 90
-    assert report.summaries_reused > 0, "summaries made before the crash were cached"
+    assert (state.commit, state.functions, state.complete) == (head, 90, False), \
+        "searchable by keyword at once, and known to be unfinished"
+    assert runtime.store.lexical_search(APP.id, "main", "f42", 5)[0][0] == next(
+        ref.id for ref in runtime.store.refs(APP.id, "main") if ref.name == "f42")
+    assert runtime.store.without_vectors(APP.id, "main", 100), "the crash left vectors to fill in"
+    report = run(runtime, repo)
+    assert report.previous_commit == head and report.summaries_generated == 0
+    state = runtime.store.branch_state(APP.id, "main")
+    assert (state.commit, state.functions, state.complete) == (head, 90, True)
+    assert runtime.store.without_vectors(APP.id, "main", 100) == [], "the next run finished the vectors"
 
 
 def test_switching_embedder_reembeds_instead_of_failing(runtime, model, make_repo):
@@ -252,6 +261,9 @@ def test_switching_embedder_reembeds_instead_of_failing(runtime, model, make_rep
 
         def embed_query(self, text):
             return real.embed_query(text)[:64]
+
+        def close(self):
+            real.close()
 
     runtime.embedder = Smaller()
     model.calls.clear()
@@ -406,3 +418,56 @@ def test_a_run_asks_for_at_most_its_budget_of_summaries_and_later_runs_finish(ru
     model.calls.clear()
     assert run(runtime, repo, full=True).summaries_generated == 0 and model.calls == [], \
         "functions summarized by a retry are unchanged afterwards"
+
+
+def test_a_first_index_answers_before_its_vectors_are_done(runtime, make_repo):
+    import threading
+
+    from bot.commands.answer import answer
+
+    real = runtime.embedder
+    release = threading.Event()
+
+    class SlowEmbedder:
+        """The bundled model, but the index run's embedding waits until released (searches never wait)."""
+
+        name, dimension = real.name, real.dimension
+
+        def embed_documents(self, texts):
+            if threading.current_thread().name == "ragcode-embed":
+                assert release.wait(60)
+            return real.embed_documents(texts)
+
+        def embed_query(self, text):
+            return real.embed_query(text)
+
+        def close(self):
+            real.close()
+
+    runtime.embedder = SlowEmbedder()
+    repo = make_repo()
+    repo.write("app/auth.py", AUTH)
+    repo.write("app/math.py", MATH)
+    head = repo.commit()
+    finished: list[object] = []
+    indexing = threading.Thread(target=lambda: finished.append(run(runtime, repo)))
+    indexing.start()
+    try:
+        deadline = time.time() + 60
+        while runtime.store.branch_state(APP.id, "main") is None and time.time() < deadline:
+            time.sleep(0.05)
+        state = runtime.store.branch_state(APP.id, "main")
+        assert state is not None and state.commit == head and not state.complete
+        assert runtime.store.without_vectors(APP.id, "main", 100), "vectors are still being filled in"
+        early = answer(runtime, APP, "main", "비밀번호를 솔트와 함께 해시하는 함수", html_url="https://github.com/acme/app")
+        assert early.hits and early.hits[0].document.name == "hash_password"
+        assert "still being completed" in early.markdown or "완성하는 중" in early.markdown
+    finally:
+        release.set()
+        indexing.join(60)
+    report = finished[0]
+    assert 0 < report.searchable_seconds <= report.seconds
+    assert runtime.store.branch_state(APP.id, "main").complete
+    assert runtime.store.without_vectors(APP.id, "main", 100) == []
+    late = answer(runtime, APP, "main", "비밀번호를 솔트와 함께 해시하는 함수", html_url="https://github.com/acme/app")
+    assert late.hits[0].document.name == "hash_password" and "완성하는 중" not in late.markdown

@@ -264,7 +264,7 @@ def test_the_stand_in_answers_pull_requests_as_the_openapi_description_says(gith
     repo, remote, base, head = shop
     for number, fork in ((7, False), (9, True)):
         github.open_pull(remote, number, head, head_ref="bulk", fork=fork)
-        status, body = github._repo_route("GET", remote, f"/pulls/{number}", None)
+        status, body = github._repo_route("GET", remote, f"/pulls/{number}", None, {})
         request = MockRequest("https://api.github.com", "get", f"/repos/acme/shop/pulls/{number}")
         openapi().validate_response(request, MockResponse(json.dumps(body).encode(), status_code=status,
                                                           content_type="application/json"))

@@ -111,3 +111,11 @@ def test_pull_requests_from_forks_is_off_unless_the_file_turns_it_on():
     refused = parse_config("pull_requests_from_forks: 'yes please'\nrate_limit_per_hour: 3\n", SETTINGS)
     assert refused.pull_requests_from_forks is False and refused.rate_limit_per_hour == 3
     assert refused.errors == ("`pull_requests_from_forks` must be true or false",)
+
+
+def test_auto_answer_is_off_unless_set_to_true_and_anything_else_is_reported():
+    assert parse_config("", SETTINGS).auto_answer is False
+    assert parse_config("auto_answer: true\n", SETTINGS).auto_answer is True
+    for hostile in ('auto_answer: "yes please"\n', "auto_answer: 1\n", "auto_answer: [true]\n"):
+        config = parse_config(hostile, SETTINGS)
+        assert config.auto_answer is False and config.errors == ("`auto_answer` must be true or false",)

@@ -17,6 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from bot.config import Settings
+from bot.documents import Repository
 from bot.github.client import GitHubApp
 from bot.queue.sqs import SqsQueue
 from bot.reconcile import reconcile
@@ -256,6 +257,15 @@ def test_reconcile_catches_up_a_lost_push_and_redelivers_failed_deliveries_once(
 
             again = reconcile(app, runtime.store, queue, base_url=github.url, min_rate=10)
             assert again.queued == [] and again.redelivered == [] and github.redelivered == [11]
+
+            # a run that stopped after its documents but before its vectors: at the head, yet unfinished
+            state = runtime.store.branch_state(repo.id, "main")
+            runtime.store.set_state(Repository(repo.id, repo.full_name, INSTALLATION), "main", state.commit,
+                                    state.embedder, state.dimension, complete=False)
+            unfinished = reconcile(app, runtime.store, queue, base_url=github.url, min_rate=10)
+            assert [(q["reason"], q["head"]) for q in unfinished.queued] == [("unfinished", new_head)]
+            wait_idle(client)
+            assert runtime.store.branch_state(repo.id, "main").complete
 
             github.rate_limit = max(github.rate_used.values()) + 3  # nearly spent: reconcile stops, not GitHub
             budget = reconcile(app, runtime.store, queue, base_url=github.url, min_rate=10)

@@ -175,11 +175,12 @@ def wait_for_start(workers: list[Process], repo_id: int, timeout: float, job: in
 
 
 def converge(store: OpenSearchStore, expected: dict[int, str], timeout: float) -> None:
-    """Until every repository's main branch is indexed at its head."""
+    """Until every repository's main branch is indexed at its head, completely."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         behind = {repo_id: head for repo_id, head in expected.items()
-                  if (state := store.branch_state(repo_id, "main")) is None or state.commit != head}
+                  if (state := store.branch_state(repo_id, "main")) is None or state.commit != head
+                  or not state.complete}
         if not behind:
             return
         time.sleep(0.5)

@@ -55,11 +55,11 @@ class FakeRegions:
 def test_every_item_once_spread_over_least_loaded_regions() -> None:
     regions = FakeRegions()
     scheduler = RegionScheduler(["a", "b", "c"], concurrency=2, max_attempts=3)
-    done: list[int] = []
-    results, failures = scheduler.map(list(range(60)), regions, done.append)
+    done: list[tuple[int, object]] = []
+    results, failures = scheduler.map(list(range(60)), regions, lambda index, value: done.append((index, value)))
     assert results == {i: f"value-{i}" for i in range(60)}
     assert failures == {}
-    assert sorted(done) == list(range(60))
+    assert sorted(done) == [(i, f"value-{i}") for i in range(60)], "each value handed over as it arrives"
     assert all(regions.max_inflight[r] <= 2 for r in "abc")
     assert all(regions.ok[r] >= 10 for r in "abc"), regions.ok
     usage = scheduler.usage()
@@ -136,10 +136,10 @@ def test_region_is_probed_again_after_its_cool_down() -> None:
 def test_failure_after_bounded_attempts_is_reported_per_item() -> None:
     regions = FakeRegions(down={"a", "b"})
     scheduler = RegionScheduler(["a", "b"], concurrency=2, max_attempts=3, cooldown=0.0, backoff=0.001)
-    done: list[int] = []
-    results, failures = scheduler.map(list(range(5)), regions, done.append)
+    done: list[tuple[int, object]] = []
+    results, failures = scheduler.map(list(range(5)), regions, lambda index, value: done.append((index, value)))
     assert results == {}
-    assert sorted(failures) == list(range(5)) and sorted(done) == list(range(5))
+    assert sorted(failures) == list(range(5)) and sorted(done) == [(i, None) for i in range(5)]
     assert all("503 ServiceUnavailableException (after 3 attempts)" in text for text in failures.values())
     assert all(count == 3 for count in regions.calls_per_item.values())
 

@@ -202,6 +202,28 @@ def test_full_index_pending_until_the_full_run_finishes(queue):
     assert not queue.full_index_pending(1)
 
 
+def test_index_pending_while_any_run_of_the_repository_is_queued_or_running(queue):
+    queue.enqueue("d-1", "push", [push(1, "main", "a1"), command(1)])
+    assert queue.index_pending(1) and not queue.index_pending(2) and not queue.full_index_pending(1)
+    jobs = [claim_soon(queue), claim_soon(queue)]
+    assert queue.index_pending(1)
+    for job in jobs:
+        queue.finish(job.id)
+    assert not queue.index_pending(1)
+
+
+def test_replies_are_remembered_newest_first_until_they_expire(queue):
+    for number in range(5):
+        queue.record_reply({"kind": "issue", "id": 100 + number, "repo": "o/r1", "repo_id": 1, "installation": 9,
+                            "number": 3, "at": 1_700_000_000 + number}, ttl=60)
+    queue.record_reply({"kind": "review", "id": 200, "repo": "o/r1", "repo_id": 1, "installation": 9,
+                        "number": 4, "at": 1_700_000_010}, ttl=1)
+    assert [(r["kind"], r["id"]) for r in queue.recent_replies(3)] == [("review", 200), ("issue", 104),
+                                                                      ("issue", 103)]
+    time.sleep(2.1)
+    assert [r["id"] for r in queue.recent_replies(10)] == [104, 103, 102, 101, 100]
+
+
 def test_rate_limits_per_user_and_per_repository(queue):
     allowed = [queue.record_command(1, "alice", per_user=2, per_repo=3) for _ in range(3)]
     assert allowed == [True, True, False]

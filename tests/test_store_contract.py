@@ -235,7 +235,13 @@ def test_vector_cache(store: Store) -> None:
 
 
 def _search_corpus(store: Store) -> list[Document]:
-    docs = [
+    docs = _search_corpus_docs()
+    store.write(APP, "main", docs, [])
+    return docs
+
+
+def _search_corpus_docs() -> list[Document]:
+    return [
         make_doc(path="auth/password.py", name="check_password", summary="사용자의 비밀번호를 검증한다",
                  code="def check_password(user, raw):\n    return verify(user.hash, raw)\n", seed=1),
         make_doc(path="auth/tokens.py", name="validateUserToken", summary="토큰의 만료 시간을 확인한다",
@@ -245,8 +251,6 @@ def _search_corpus(store: Store) -> list[Document]:
         make_doc(path="mail/send.py", name="send_mail", summary="이메일을 전송한다",
                  code="def send_mail(to, body):\n    smtp.send(to, body)\n", seed=4),
     ]
-    store.write(APP, "main", docs, [])
-    return docs
 
 
 def test_lexical_search_korean_summary(store: Store) -> None:
@@ -380,6 +384,32 @@ def test_forget_removes_everything_of_one_repository_only(store: Store) -> None:
     assert store.cached_summaries(kept.id, ["m|ko|h"]) == {"m|ko|h": "summary of 502"}
     assert [s.repo_id for s in store.all_branch_states()] == [kept.id]
     store.forget_repository(gone.id)  # forgetting twice is fine
+
+
+def test_documents_written_before_their_vectors_are_searchable_by_keyword_then_get_vectors(store: Store) -> None:
+    docs = [dataclasses.replace(d, vector=None) for d in _search_corpus_docs()]
+    store.write(APP, "main", docs, [], dimension=8)
+    store.set_state(APP_REPO, "main", "c1", "e", 8, complete=False)
+    state = store.branch_state(APP, "main")
+    assert state is not None and state.complete is False and state.functions == 4
+    assert store.lexical_search(APP, "main", "비밀번호 검증", 10)[0][0] == docs[0].id
+    assert store.vector_search(APP, "main", unit_vector(1), 10) == []
+    waiting = store.without_vectors(APP, "main", 3)
+    assert len(waiting) == 3 and {(i, n, s) for i, n, s in waiting} <= {(d.id, d.name, d.summary) for d in docs}
+    store.set_vectors(APP, "main", {doc_id: unit_vector(n) for n, (doc_id, _, _) in enumerate(waiting)})
+    rest = store.without_vectors(APP, "main", 10)
+    assert [i for i, _, _ in rest] == [d.id for d in docs if d.id not in {i for i, _, _ in waiting}]
+    store.set_vectors(APP, "main", {rest[0][0]: unit_vector(7)})
+    assert store.without_vectors(APP, "main", 10) == []
+    assert store.vector_search(APP, "main", unit_vector(7), 1)[0][0] == rest[0][0]
+    [doc] = store.documents(APP, "main", [rest[0][0]])
+    assert doc.summary == next(d.summary for d in docs if d.id == doc.id), "the rest of the document is unchanged"
+    store.set_vectors(APP, "main", {rest[0][0]: unit_vector(8)})  # a new vector replaces the old one
+    assert store.vector_search(APP, "main", unit_vector(8), 1) == [(rest[0][0], pytest.approx(1.0, abs=1e-3))]
+    assert len(store.vector_search(APP, "main", unit_vector(8), 10)) == 4
+    store.set_state(APP_REPO, "main", "c1", "e", 8)
+    assert store.branch_state(APP, "main").complete is True
+    assert store.lexical_search(APP, "main", "비밀번호 검증", 10)[0][0] == docs[0].id
 
 
 def test_sample_vectors_are_a_fixed_sample_of_the_branch(store: Store) -> None:

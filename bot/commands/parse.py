@@ -53,12 +53,18 @@ def help_text(lang: str = "ko") -> str:
             "- `/ragcode <request>`: write code for the request from this repository's functions\n"
             "- `/ragcode search <query>`: list the most relevant functions\n"
             "- `/ragcode reindex`: re-index the default branch from scratch\n"
-            "- `/ragcode help`: this message\n"
+            "- `/ragcode help`: this message\n\n"
+            "Ask again in the same thread to follow up (\"make it async\"): the earlier answers are taken into "
+            "account. In a pull request's review comment, ask for a change to the commented lines to get a "
+            "suggestion you can commit. 👍/👎 on a reply tells the maintainers how it did.\n"
         )
     return (
         "**ragcode** 명령:\n\n"
         "- `/ragcode <요청>`: 이 저장소의 함수를 참고해 요청한 코드를 작성합니다\n"
         "- `/ragcode search <검색어>`: 관련 있는 함수를 찾아 보여 줍니다\n"
         "- `/ragcode reindex`: 기본 브랜치를 처음부터 다시 색인합니다\n"
-        "- `/ragcode help`: 이 도움말\n"
+        "- `/ragcode help`: 이 도움말\n\n"
+        "같은 스레드에서 다시 물으면(\"이걸 async로 바꿔 줘\") 앞의 답변을 이어서 반영합니다. 풀 리퀘스트의 리뷰 "
+        "댓글에서 댓글이 달린 줄을 바꿔 달라고 하면 바로 커밋할 수 있는 제안(suggestion)으로 답합니다. 답변에 👍/👎를 "
+        "남기면 답변 품질을 살피는 데 쓰입니다.\n"
     )

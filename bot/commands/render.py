@@ -42,12 +42,15 @@ def size(text: str) -> int:
 
 
 def render_references(hits: Sequence[Hit], html_url: str, commit: str, lang: str,
-                      limit: int = MAX_REFERENCES_CHARS) -> str:
-    """One entry per function used: linked path and lines, qualified name, relevance, folded summary."""
+                      limit: int = MAX_REFERENCES_CHARS, commit_line: bool = True) -> str:
+    """One entry per function used: linked path and lines, qualified name, relevance, folded summary; then the
+    indexed commit (unless ``commit_line`` is off: a GitHub reply's footer says it, with the index's freshness)."""
     w = words(lang)
     heads = sorted({hit.commit for hit in hits if hit.commit and hit.commit != commit})
-    shown = "".join(f" · {w['head']} {inline_code(head[:12])}" for head in heads)
-    head, foot = f"#### {w['references']}", f"<sub>{w['indexed']} {inline_code(commit[:12])}{shown}</sub>"
+    shown = [f"{w['head']} {inline_code(head[:12])}" for head in heads]
+    if commit_line:
+        shown.insert(0, f"{w['indexed']} {inline_code(commit[:12])}")
+    head, foot = f"#### {w['references']}", f"<sub>{' · '.join(shown)}</sub>" if shown else ""
     entries: list[str] = []
     used = size(head) + size(foot) + size(w["more"]) + 16
     for number, hit in enumerate(hits, 1):
@@ -58,7 +61,7 @@ def render_references(hits: Sequence[Hit], html_url: str, commit: str, lang: str
         used += size(entry) + 1
     if len(entries) < len(hits):
         entries.append(w["more"].format(count=len(hits) - len(entries)))
-    return "\n".join([head, *entries, foot])
+    return "\n".join([head, *entries, *([foot] if foot else [])])
 
 
 def _reference(number: int, hit: Hit, html_url: str, commit: str, w: dict[str, str]) -> str:
@@ -94,12 +97,13 @@ def render_related(hits: Sequence[Hit], html_url: str, commit: str, lang: str, l
 
 
 def render_reply(body: str, hits: Sequence[Hit], html_url: str, commit: str, lang: str,
-                 limit: int = MAX_REPLY_CHARS, related: Sequence[Hit] = ()) -> str:
+                 limit: int = MAX_REPLY_CHARS, commit_line: bool = True, related: Sequence[Hit] = ()) -> str:
     """The whole reply: the (sanitized, clipped) answer, then the references and the related functions; a polite
     note when nothing matched."""
     if not hits:
         return words(lang)["none"]
-    references = render_references(hits, html_url, commit, lang, min(MAX_REFERENCES_CHARS, limit // 2))
+    references = render_references(hits, html_url, commit, lang, min(MAX_REFERENCES_CHARS, limit // 2),
+                                   commit_line)
     listed = render_related(related, html_url, commit, lang, min(MAX_RELATED_CHARS, limit // 8))
     if listed:
         references = f"{references}\n\n{listed}"

@@ -13,6 +13,7 @@ import numpy as np
 from bot.commands.calibrate import calibration
 from bot.commands.testcode import is_test_code
 from bot.documents import Document, Hit, Overlay
+from bot.indexer.plan import embedding_text
 from bot.runtime import Runtime
 from bot.store.base import Store
 
@@ -23,6 +24,7 @@ LEXICAL_BONUS = 2.0  # most that keyword agreement adds
 PATH_BOOST = 1.0  # added for functions in the files of the pull request the command came from
 CUT = 4.75  # evidence at which a result scores 0.5: a request is answered only if its best result gets there
 LIST_FLOOR = 0.15  # once answered, results scoring below this are left out (evidence 3.0)
+EMBED_AT_QUERY = 16  # candidates without a vector yet (an index still being completed) embedded per query
 
 
 def fuse(lexical: list[tuple[str, float]], vector: list[tuple[str, float]], lexical_weight: float = 1.0,
@@ -101,14 +103,18 @@ def retrieve(
     if not fused:
         return []
     candidates = sorted(fused, key=fused.__getitem__, reverse=True)[: settings.candidates]
-    documents, vectors = [], []
-    found = store.documents(repo_id, branch, candidates) if loaded is None else [loaded[i] for i in candidates]
-    for document in found:
-        if document.vector is not None and document.vector.shape[-1] == query_vector.shape[-1]:
-            documents.append(document)
-            vectors.append(document.vector)
+    documents = store.documents(repo_id, branch, candidates) if loaded is None else [loaded[i] for i in candidates]
+    # While a first index is still filling in vectors, the best keyword candidates without one are embedded
+    # now, so the repository answers before its vectors are done.
+    unembedded = [d for d in documents if d.vector is None][:EMBED_AT_QUERY]
+    if unembedded:
+        fresh = runtime.embedder.embed_documents([embedding_text(d.name, d.summary) for d in unembedded])
+        for document, fresh_vector in zip(unembedded, fresh, strict=True):
+            document.vector = fresh_vector
+    documents = [d for d in documents if d.vector is not None and d.vector.shape[-1] == query_vector.shape[-1]]
     if not documents:
         return []
+    vectors = [d.vector for d in documents if d.vector is not None]
     similarity = rerank(query_vector, np.vstack(vectors))
     standardized = calibration(runtime, repo_id, branch, query_vector.shape[-1]).standardize(query_vector, similarity)
     lexical_rank = {doc_id: rank for rank, (doc_id, _) in enumerate(lexical, 1)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from bot.config import Settings
@@ -65,4 +66,4 @@ def make_embedder(settings: Settings) -> Embedder:
         return OpenAIEmbedder(settings)
     from bot.embed.local import LocalEmbedder
 
-    return LocalEmbedder()
+    return LocalEmbedder(settings.embed_processes or os.cpu_count() or 1)

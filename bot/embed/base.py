@@ -29,6 +29,10 @@ class Embedder(Protocol):
         """Vector of shape (dimension,) for a search query."""
         ...
 
+    def close(self) -> None:
+        """Release worker processes and connections."""
+        ...
+
 
 def clip_utf8(text: str, max_bytes: int) -> str:
     """The longest prefix of ``text`` of at most ``max_bytes`` UTF-8 bytes.

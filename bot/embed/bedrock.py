@@ -84,6 +84,9 @@ class BedrockEmbedder:
         vector: np.ndarray = self.embed_documents([text])[0]
         return vector
 
+    def close(self) -> None:
+        """Nothing to release: HTTP connections close with the process."""
+
     def usage(self) -> dict[str, dict[str, float]]:
         """Calls, tokens, errors, throttles and seconds per region since creation."""
         return self._scheduler.usage()
@@ -145,6 +148,9 @@ class CohereEmbedder:
         vector: np.ndarray = embed_all([text], lambda unique: self._embed_unique(unique, "search_query"),
                                        lambda: self.dimension)[0]
         return vector
+
+    def close(self) -> None:
+        """Nothing to release: HTTP connections close with the process."""
 
     def usage(self) -> dict[str, dict[str, float]]:
         """Calls (each a batch), tokens, errors, throttles and seconds per region since creation."""

@@ -77,6 +77,9 @@ class OpenAIEmbedder:
         vector: np.ndarray = self.embed_documents([text])[0]
         return vector
 
+    def close(self) -> None:
+        """Nothing to release: HTTP connections close with the process."""
+
     def usage(self) -> dict[str, dict[str, float]]:
         """Calls, tokens, errors, throttles and seconds per base URL (``openai-1``, … by position) since creation."""
         return self._client.scheduler.usage()

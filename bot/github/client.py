@@ -62,6 +62,7 @@ class GitHubApp:
         self._integration = GithubIntegration(auth=self._auth, base_url=self.base_url)
         self._tokens: dict[int, Token] = {}
         self._lock = threading.Lock()
+        self._bot_login: str | None = None
 
     def token(self, installation_id: int) -> str:
         """A valid installation token, minted only when the cached one is missing or about to expire."""
@@ -72,6 +73,13 @@ class GitHubApp:
                 cached = Token(grant.token, _epoch(grant.expires_at))
                 self._tokens[installation_id] = cached
             return cached.value
+
+    def bot_login(self) -> str:
+        """The login of the App's bot user (``<slug>[bot]``), from ``GET /app`` once per process."""
+        with self._lock:
+            if self._bot_login is None:
+                self._bot_login = f"{self._integration.get_app().slug}[bot]"
+            return self._bot_login
 
     def jwt(self) -> str:
         """A fresh App JWT (for the ``/app`` endpoints: installations, webhook deliveries)."""

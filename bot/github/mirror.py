@@ -93,6 +93,15 @@ class Mirrors:
             self._fetch(repo_id, mirror, url, token, "+refs/heads/*:refs/heads/*", "--prune")
             return mirror
 
+    def fetch_ref(self, repo_id: int, url: str, token: str | None, ref: str) -> git.Repo:
+        """Fetch one ref (such as ``refs/pull/7/head``) into the mirror, creating it if needed: only that ref's
+        missing objects are transferred, and the repository's size limit applies as in ``sync``."""
+        check_url(url, self.allow_file_urls)
+        with self.lock(repo_id):
+            mirror = self.open(repo_id) or git.Repo.init(self.path(repo_id), bare=True, mkdir=True)
+            self._fetch(repo_id, mirror, url, token, f"+{ref}:{ref}")
+            return mirror
+
     def fetch_pull(self, repo_id: int, url: str, token: str | None, number: int) -> str:
         """Fetch pull request ``number``'s head (``refs/pull/N/head`` of the repository itself, where GitHub keeps
         the head of every pull request, forks' included) into the existing mirror; the head commit.

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from bot.documents import Hit, Repository, Unit
-from bot.llm.base import Generation, SummaryResult
+from bot.llm.base import Conversation, Generation, SummaryResult
 from bot.markdown import fence
 from bot.text import IDENTIFIER, split_identifier
 
@@ -149,19 +149,26 @@ class OfflineTextModel:
 
     name = "offline"
 
+    instant = True
+
     def summarize(
-        self, units: Sequence[Unit], lang: str, progress: Callable[[int], None] | None = None
+        self, units: Sequence[Unit], lang: str, progress: Callable[[int], None] | None = None,
+        on_summary: Callable[[str, str], None] | None = None,
     ) -> SummaryResult:
         """Extractive summaries, keyed by content hash."""
         result = SummaryResult()
         for unit in units:
-            result.summaries.setdefault(unit.hash, extractive_summary(unit, lang))
+            if unit.hash not in result.summaries:
+                result.summaries[unit.hash] = extractive_summary(unit, lang)
+                if on_summary is not None:
+                    on_summary(unit.hash, result.summaries[unit.hash])
         if progress:
             progress(len(units))
         return result
 
-    def generate(self, request: str, hits: Sequence[Hit], lang: str, repo: Repository) -> Generation:
-        """The most relevant function's code and how to turn on generation."""
+    def generate(self, request: str, hits: Sequence[Hit], lang: str, repo: Repository,
+                 conversation: Conversation | None = None) -> Generation:
+        """The most relevant function's code and how to turn on generation (a thread changes nothing here)."""
         if lang == "en":
             notice = ("ragcode runs without a language model (`RAGCODE_LLM=offline`), so it shows the most relevant "
                       "code instead of writing new code. Set `RAGCODE_LLM=bedrock` or `RAGCODE_LLM=openai` to "

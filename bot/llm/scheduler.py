@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from bot.documents import Hit, Repository, Unit
-from bot.llm.base import Generation, SummaryResult
+from bot.llm.base import Conversation, Generation, SummaryResult
 from bot.llm.prices import Price
 from bot.llm.prompts import (
     ANSWER_MAX_TOKENS,
@@ -102,7 +102,7 @@ class _Task:
 class _Job(Generic[T]):
     items: Sequence[T]
     call: Callable[[str, T], Reply]
-    on_done: Callable[[int], None] | None
+    on_done: Callable[[int, Any], None] | None
     heap: list[_Task]
     remaining: int
     results: dict[int, Any] = field(default_factory=dict)
@@ -176,11 +176,12 @@ class RegionScheduler:
         self,
         items: Sequence[T],
         call: Callable[[str, T], Reply],
-        on_done: Callable[[int], None] | None = None,
+        on_done: Callable[[int, Any], None] | None = None,
     ) -> tuple[dict[int, Any], dict[int, str]]:
         """Run ``call(region, item)`` for every item; values and error texts by item index.
 
-        ``on_done(index)`` runs (outside the scheduler's lock) as each item succeeds or finally fails.
+        ``on_done(index, value)`` runs (outside the scheduler's lock) as each item succeeds or finally fails
+        (``value`` None), so results can be used as they arrive.
         """
         job = self._job(items, call, on_done)
         if not items:
@@ -201,7 +202,8 @@ class RegionScheduler:
             raise SchedulerError(failures[0])
         return results[0]
 
-    def _job(self, items: Sequence[T], call: Callable[[str, T], Reply], on_done: Callable[[int], None] | None) -> _Job[T]:
+    def _job(self, items: Sequence[T], call: Callable[[str, T], Reply],
+             on_done: Callable[[int, Any], None] | None) -> _Job[T]:
         heap = [_Task(0.0, next(self._seq), index) for index in range(len(items))]
         return _Job(items, call, on_done, heap, len(items), meters=active_meters())
 
@@ -232,7 +234,7 @@ class RegionScheduler:
                 done = self._settle(job, task, region, started, elapsed, outcome, reply, message)
                 self._cv.notify_all()
             if done and job.on_done is not None:
-                job.on_done(task.index)
+                job.on_done(task.index, job.results.get(task.index))
 
     def _count(self, job: _Job[Any], region: str, outcome: str, reply: Reply | None, elapsed: float) -> None:
         """Metrics and the job's meters for one call."""
@@ -334,6 +336,7 @@ class ChatTextModel:
     """``TextModel`` on top of a chat call and a scheduler; providers implement ``_chat``."""
 
     name: str
+    instant = False
 
     def __init__(self, name: str, scheduler: RegionScheduler) -> None:
         self.name = name
@@ -344,9 +347,11 @@ class ChatTextModel:
         raise NotImplementedError
 
     def summarize(
-        self, units: Sequence[Unit], lang: str, progress: Callable[[int], None] | None = None
+        self, units: Sequence[Unit], lang: str, progress: Callable[[int], None] | None = None,
+        on_summary: Callable[[str, str], None] | None = None,
     ) -> SummaryResult:
-        """One call per distinct code; ``progress(n)`` with the number of units each finished call covers."""
+        """One call per distinct code; ``progress(n)`` with the number of units each finished call covers, and
+        ``on_summary(hash, summary)`` as each summary arrives."""
         by_hash: dict[str, list[Unit]] = {}
         for unit in units:
             by_hash.setdefault(unit.hash, []).append(unit)
@@ -360,7 +365,9 @@ class ChatTextModel:
                 raise RequestError("the model returned no summary")
             return reply
 
-        def done(index: int) -> None:
+        def done(index: int, value: Any) -> None:
+            if value and on_summary is not None:
+                on_summary(hashes[index], value)
             if progress is not None:
                 progress(len(by_hash[hashes[index]]))
 
@@ -372,12 +379,14 @@ class ChatTextModel:
             result.failed[hashes[index]] = error
         return result
 
-    def generate(self, request: str, hits: Sequence[Hit], lang: str, repo: Repository) -> Generation:
-        """Code for ``request`` from the retrieved functions of ``repo`` (hits of other repositories are dropped)."""
+    def generate(self, request: str, hits: Sequence[Hit], lang: str, repo: Repository,
+                 conversation: Conversation | None = None) -> Generation:
+        """Code for ``request`` from the retrieved functions of ``repo`` (hits of other repositories are dropped)
+        and the thread's ``conversation``."""
         own = [hit for hit in hits if hit.document.repo_id == repo.id]
         if len(own) < len(hits):
             log.warning("dropped %d hits from other repositories than %s", len(hits) - len(own), repo.id)
-        system, user = generation_messages(request, own, lang, repo.name)
+        system, user = generation_messages(request, own, lang, repo.name, conversation=conversation)
 
         def answer(region: str) -> Reply:
             reply = self._chat(region, system, user, ANSWER_MAX_TOKENS)

@@ -110,6 +110,19 @@ class Queue(Protocol):
         """True while a full index of the repository is queued or running."""
         ...
 
+    def index_pending(self, repo_id: int) -> bool:
+        """True while any index run of the repository is queued or running."""
+        ...
+
+    def record_reply(self, reply: dict[str, Any], ttl: float) -> None:
+        """Remember a reply the App posted (``kind``, ``id``, ``repo``, ``repo_id``, ``installation``, ``number``,
+        ``at``) for ``ttl`` seconds, for the feedback pass on any worker."""
+        ...
+
+    def recent_replies(self, limit: int) -> list[dict[str, Any]]:
+        """Replies remembered and not expired, newest first, at most ``limit``."""
+        ...
+
     def record_command(self, repo_id: int, user: str, *, per_user: int, per_repo: int, window: float = 3600) -> bool:
         """Count a command against the limits of its user and repository per ``window``; False when over either."""
         ...

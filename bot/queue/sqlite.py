@@ -58,6 +58,15 @@ CREATE TABLE IF NOT EXISTS marks (
     key TEXT PRIMARY KEY,
     expires_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS replies (
+    kind TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    reply TEXT NOT NULL,
+    at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE INDEX IF NOT EXISTS replies_at ON replies (at);
 """
 
 STATES = ("queued", "running", "parked", "done")
@@ -260,6 +269,26 @@ class JobQueue:
         ).fetchall()
         return any(json.loads(row[0]).get("full") for row in rows)
 
+    def index_pending(self, repo_id: int) -> bool:
+        """True while any index run of the repository is queued or running."""
+        return self._db().execute(
+            "SELECT 1 FROM jobs WHERE repo_id = ? AND kind = 'index' AND state IN ('queued', 'running') LIMIT 1",
+            (repo_id,),
+        ).fetchone() is not None
+
+    def record_reply(self, reply: dict[str, Any], ttl: float) -> None:
+        """Remember a reply for the feedback pass."""
+        at = float(reply.get("at") or time.time())
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO replies (kind, id, reply, at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                       (str(reply["kind"]), int(reply["id"]), json.dumps(reply), at, time.time() + ttl))
+
+    def recent_replies(self, limit: int) -> list[dict[str, Any]]:
+        """Replies not expired, newest first."""
+        rows = self._db().execute("SELECT reply FROM replies WHERE expires_at > ? ORDER BY at DESC LIMIT ?",
+                                  (time.time(), limit)).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
     def record_command(self, repo_id: int, user: str, *, per_user: int, per_repo: int, window: float = 3600) -> bool:
         """Count a command against the hourly limits of its user and repository; False when over either."""
         now = time.time()
@@ -289,6 +318,7 @@ class JobQueue:
             db.execute("DELETE FROM jobs WHERE state = 'done' AND updated_at < ?", (cutoff,))
             db.execute("DELETE FROM deliveries WHERE received_at < ?", (cutoff,))
             db.execute("DELETE FROM marks WHERE expires_at < ?", (time.time(),))
+            db.execute("DELETE FROM replies WHERE expires_at < ?", (time.time(),))
 
     def ping(self) -> bool:
         """True when the database answers."""

@@ -12,6 +12,8 @@ Table items (partition key ``pk``, sort key ``sk``, TTL attribute ``expires_at``
 - ``job#<id>``: state, attempts, lease (owner and until when), last error and progress (its check run),
   made when a worker first takes the job;
 - ``repo#<id>`` / ``full#<job id>``: a full index of the repository is queued or running;
+- ``repo#<id>`` / ``index#<job id>``: an index run of the repository is queued or running;
+- ``replies`` / ``<time>#<kind>#<comment id>``: replies posted, for the feedback pass (expire after its window);
 - ``rate#repo#<id>`` and ``rate#user#<repo id>#<login>`` / ``<window>``: command counters (conditional adds);
 - ``parked`` / ``job#<id>``: parked jobs with their error, for ``ragcode status``;
 - ``mark#<key>``: one-time marks (deliveries redelivered, reconcile passes).
@@ -175,6 +177,9 @@ class SqsQueue:
         entries = []
         for index, (spec, number) in enumerate(zip(specs, ids, strict=True)):
             payload = {**spec.payload, "deliveries": [delivery]}
+            if spec.kind == "index":
+                self.dynamodb.put_item(TableName=self.table, Item=_item(
+                    {"pk": f"repo#{spec.repo_id}", "sk": f"index#{number}", "expires_at": now + JOB_TTL}))
             if spec.kind == "index" and payload.get("full"):
                 self.dynamodb.put_item(TableName=self.table, Item=_item(
                     {"pk": f"repo#{spec.repo_id}", "sk": f"full#{number}", "expires_at": now + JOB_TTL}))
@@ -355,6 +360,9 @@ class SqsQueue:
             log.warning("could not change a message's visibility: %s", _code(error))
 
     def _forget_pending(self, job_id: int, claim: _Claim) -> None:
+        if claim.kind == "index":
+            self.dynamodb.delete_item(TableName=self.table,
+                                      Key=_item({"pk": f"repo#{claim.repo_id}", "sk": f"index#{job_id}"}))
         if claim.kind == "index" and claim.full:
             self.dynamodb.delete_item(TableName=self.table,
                                       Key=_item({"pk": f"repo#{claim.repo_id}", "sk": f"full#{job_id}"}))
@@ -407,6 +415,26 @@ class SqsQueue:
     def full_index_pending(self, repo_id: int) -> bool:
         """True while a full index of the repository is queued or running."""
         return bool(self._query(f"repo#{repo_id}", prefix="full#", limit=1))
+
+    def index_pending(self, repo_id: int) -> bool:
+        """True while any index run of the repository is queued or running."""
+        return bool(self._query(f"repo#{repo_id}", prefix="index#", limit=1))
+
+    def record_reply(self, reply: dict[str, Any], ttl: float) -> None:
+        """One item per reply under ``replies``, sorted by time, expiring after ``ttl``."""
+        at = int(reply.get("at") or time.time())
+        self.dynamodb.put_item(TableName=self.table, Item=_item({
+            "pk": "replies", "sk": f"{at:012d}#{reply['kind']}#{int(reply['id'])}", "reply": json.dumps(reply),
+            "expires_at": int(time.time() + ttl)}))
+
+    def recent_replies(self, limit: int) -> list[dict[str, Any]]:
+        """The newest reply items not expired (DynamoDB deletes expired items only eventually)."""
+        now = int(time.time())
+        answer = self.dynamodb.query(
+            TableName=self.table, KeyConditionExpression="pk = :pk", FilterExpression="expires_at > :now",
+            ExpressionAttributeValues=_item({":pk": "replies", ":now": now}), ScanIndexForward=False,
+            Limit=limit, ConsistentRead=True)
+        return [json.loads(_plain(item)["reply"]) for item in answer.get("Items", [])]
 
     def record_command(self, repo_id: int, user: str, *, per_user: int, per_repo: int, window: float = 3600) -> bool:
         """Count the command in this window's counters of the user and the repository, both or neither."""

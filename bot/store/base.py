@@ -57,12 +57,30 @@ class Store(Protocol):
         """Full documents (vectors included) of the branch with these ids, in that order, missing ones left out."""
         ...
 
-    def write(self, repo_id: int, branch: str, upserts: Sequence[Document], deletes: Sequence[str]) -> None:
-        """Insert or replace ``upserts`` and delete ``deletes`` (ids) in the branch; durable on return."""
+    def write(self, repo_id: int, branch: str, upserts: Sequence[Document], deletes: Sequence[str], *,
+              dimension: int | None = None) -> None:
+        """Insert or replace ``upserts`` and delete ``deletes`` (ids) in the branch; durable on return.
+
+        ``dimension`` is that of the embedder whose vectors the documents will get (for documents written before
+        their vectors).
+        """
         ...
 
-    def set_state(self, repo: Repository, branch: str, commit: str, embedder: str, dimension: int) -> None:
-        """Record ``commit`` as indexed (with the repository's name and installation); called last in a run."""
+    def without_vectors(self, repo_id: int, branch: str, limit: int) -> list[tuple[str, str, str]]:
+        """(id, qualified name, summary) of up to ``limit`` documents of the branch that have no vector yet."""
+        ...
+
+    def set_vectors(self, repo_id: int, branch: str, vectors: dict[str, np.ndarray]) -> None:
+        """Give documents of the branch (by id) their vectors; the rest of each document is unchanged."""
+        ...
+
+    def set_state(self, repo: Repository, branch: str, commit: str, embedder: str, dimension: int, *,
+                  complete: bool = True) -> None:
+        """Record ``commit`` as indexed (with the repository's name and installation).
+
+        A run records its commit with ``complete`` False once every document is written (searchable by keyword),
+        and again with ``complete`` True once every vector and model summary is in.
+        """
         ...
 
     def rename_repository(self, repo_id: int, name: str) -> None:

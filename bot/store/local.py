@@ -24,8 +24,8 @@ from bot.text import analyze, identifier_terms
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3  # 2: rows keyed by the repository's numeric id; caches per repository; 3: calls, overlays
-UPGRADABLE = 2  # an index of this format is upgraded in place (nothing is dropped); read-only stores read it as is
+SCHEMA_VERSION = 4  # 2: rows keyed by the repository's numeric id, caches per repository; 3: complete flag;
+# 4: calls, overlays
 _OVERLAYS = """
 CREATE INDEX IF NOT EXISTS documents_short_name ON documents(scope, short_name);
 -- pull request overlays: the base branch they overlay and the base paths they shadow (a JSON list)
@@ -60,6 +60,7 @@ CREATE INDEX IF NOT EXISTS documents_scope_path ON documents(scope, path);
 CREATE INDEX IF NOT EXISTS documents_repo ON documents(repo_id);
 CREATE INDEX IF NOT EXISTS documents_generation ON documents(scope, generation);
 CREATE INDEX IF NOT EXISTS documents_pending ON documents(scope) WHERE summary_ok = 0;
+CREATE INDEX IF NOT EXISTS documents_unembedded ON documents(scope) WHERE vector IS NULL;
 CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(
     scope UNINDEXED, summary, name, path, code, tokenize = 'unicode61 remove_diacritics 0'
 );
@@ -74,7 +75,8 @@ CREATE TABLE IF NOT EXISTS branches (
     indexed_at REAL,
     embedder TEXT,
     dimension INTEGER,
-    generation INTEGER NOT NULL DEFAULT 0
+    generation INTEGER NOT NULL DEFAULT 0,
+    complete INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS branches_repo ON branches(repo_id);
 CREATE INDEX IF NOT EXISTS branches_name ON branches(name);
@@ -89,8 +91,14 @@ CREATE TABLE IF NOT EXISTS vector_cache (
     PRIMARY KEY (repo_id, embedder, key)
 );
 """ + _OVERLAYS
-_UPGRADE = ("ALTER TABLE documents ADD COLUMN calls TEXT NOT NULL DEFAULT '';"
-            "ALTER TABLE documents ADD COLUMN short_name TEXT NOT NULL DEFAULT '';")
+# Indexes of these formats are upgraded in place (nothing is dropped) by these statements; read-only stores read
+# them as they are
+_UPGRADES = {
+    2: "ALTER TABLE branches ADD COLUMN complete INTEGER NOT NULL DEFAULT 1;",
+    3: "",
+}
+_TO_4 = ("ALTER TABLE documents ADD COLUMN calls TEXT NOT NULL DEFAULT '';"
+         "ALTER TABLE documents ADD COLUMN short_name TEXT NOT NULL DEFAULT '';")
 _OLD_TABLES = ("documents_fts", "documents", "branches", "tombstones", "summary_cache", "vector_cache", "overlays")
 # BM25 weights of the FTS columns: summary, name, path, code
 _BM25 = "bm25(documents_fts, 0.0, 1.0, 2.5, 0.6, 0.8)"
@@ -182,15 +190,15 @@ class LocalStore:
         self._scope_locks: dict[str, threading.Lock] = {}
         self._path = self.directory / "ragcode.sqlite3"
         self._empty = read_only and not self._path.is_file()  # each thread's connection gets its own empty schema
-        self._legacy = False
+        self._legacy = 0  # the format of an older index read as it is
         try:
             if read_only:
                 version = self._db().execute("PRAGMA user_version").fetchone()[0]
-                if version not in (SCHEMA_VERSION, UPGRADABLE):
+                if version != SCHEMA_VERSION and version not in _UPGRADES:
                     raise StoreError(f"the index in {self.directory} has another format ({version}); the next "
                                      "index run rebuilds it")
                 # an index the next run upgrades is read as it is: no calls, no overlays yet
-                self._legacy = version == UPGRADABLE
+                self._legacy = version if version != SCHEMA_VERSION else 0
                 return
             self.directory.mkdir(parents=True, exist_ok=True)
             (self.directory / "faiss").mkdir(exist_ok=True)
@@ -227,10 +235,10 @@ class LocalStore:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version == SCHEMA_VERSION:
             return
-        if version == UPGRADABLE:
-            log.info("upgrading the index in %s to format %d (calls, overlays)", self.directory, SCHEMA_VERSION)
+        if version in _UPGRADES:
+            log.info("upgrading the index in %s from format %d to %d", self.directory, version, SCHEMA_VERSION)
             with self._transaction() as tx:
-                for statement in (_UPGRADE + _OVERLAYS).split(";"):
+                for statement in (_UPGRADES[version] + _TO_4 + _OVERLAYS).split(";"):
                     if statement.strip():
                         tx.execute(statement)
                 names = tx.execute("SELECT rowid, name FROM documents").fetchall()
@@ -280,21 +288,24 @@ class LocalStore:
     def _states(self, where: str, args: tuple[object, ...]) -> list[BranchState]:
         rows = self._db().execute(
             "SELECT b.repo_id, b.name, b.installation, b.branch, b.commit_sha, b.indexed_at, b.embedder, "
-            "b.dimension, (SELECT COUNT(*) FROM documents d WHERE d.scope = b.scope) "
+            f"b.dimension, (SELECT COUNT(*) FROM documents d WHERE d.scope = b.scope), {self._complete_column} "
             f"FROM branches b WHERE {where} AND b.commit_sha IS NOT NULL ORDER BY b.name, b.repo_id, b.branch",
             args).fetchall()
         return [BranchState(repo_id=r[0], repo=r[1], installation=r[2] or 0, branch=r[3], commit=r[4],
-                            indexed_at=r[5], embedder=r[6], dimension=r[7], functions=r[8]) for r in rows]
+                            indexed_at=r[5], embedder=r[6], dimension=r[7], functions=r[8], complete=bool(r[9]))
+                for r in rows]
 
-    def set_state(self, repo: Repository, branch: str, commit: str, embedder: str, dimension: int) -> None:
-        """Record ``commit`` as indexed (after all writes of the run)."""
+    def set_state(self, repo: Repository, branch: str, commit: str, embedder: str, dimension: int, *,
+                  complete: bool = True) -> None:
+        """Record ``commit`` as indexed (keyword-searchable; ``complete`` once vectors and summaries are in)."""
         self._db().execute(
             "INSERT INTO branches (scope, repo_id, branch, name, installation, commit_sha, indexed_at, embedder, "
-            "dimension) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(scope) DO UPDATE SET name = excluded.name, "
-            "installation = excluded.installation, commit_sha = excluded.commit_sha, "
-            "indexed_at = excluded.indexed_at, embedder = excluded.embedder, dimension = excluded.dimension",
+            "dimension, complete) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(scope) DO UPDATE SET "
+            "name = excluded.name, installation = excluded.installation, commit_sha = excluded.commit_sha, "
+            "indexed_at = excluded.indexed_at, embedder = excluded.embedder, dimension = excluded.dimension, "
+            "complete = excluded.complete",
             (scope_of(repo.id, branch), repo.id, branch, repo.name, repo.installation, commit, time.time(), embedder,
-             dimension),
+             dimension, int(complete)),
         )
 
     def rename_repository(self, repo_id: int, name: str) -> None:
@@ -334,8 +345,13 @@ class LocalStore:
     # -- documents ---------------------------------------------------------------------------------------
     @property
     def _calls_column(self) -> str:
-        """The calls column in a SELECT (an index of the upgradable format, read as is, has none)."""
+        """The calls column in a SELECT (an index of an upgradable format, read as is, has none)."""
         return "''" if self._legacy else "calls"
+
+    @property
+    def _complete_column(self) -> str:
+        """The branches' complete flag in a SELECT (format 2, read as is, has none: its runs all completed)."""
+        return "1" if self._legacy == 2 else "b.complete"
 
     def _ref_rows(self, where: str, args: Sequence[object]) -> list[DocumentRef]:
         rows = self._db().execute(
@@ -376,7 +392,8 @@ class LocalStore:
                 )
         return [found[i] for i in ids if i in found]
 
-    def write(self, repo_id: int, branch: str, upserts: Sequence[Document], deletes: Sequence[str]) -> None:
+    def write(self, repo_id: int, branch: str, upserts: Sequence[Document], deletes: Sequence[str], *,
+              dimension: int | None = None) -> None:
         """Insert or replace ``upserts`` and delete ``deletes`` in one transaction, then update the vectors."""
         if not upserts and not deletes:
             return
@@ -417,13 +434,42 @@ class LocalStore:
                     )
             self._index(scope)
 
+    def without_vectors(self, repo_id: int, branch: str, limit: int) -> list[tuple[str, str, str]]:
+        """(id, name, summary) of documents of the branch still without a vector."""
+        rows = self._db().execute(
+            "SELECT id, name, summary FROM documents WHERE scope = ? AND vector IS NULL ORDER BY rowid LIMIT ?",
+            (scope_of(repo_id, branch), limit)).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def set_vectors(self, repo_id: int, branch: str, vectors: dict[str, np.ndarray]) -> None:
+        """Store vectors of existing documents (no other column changes, so the keyword index is untouched)."""
+        if not vectors:
+            return
+        scope = scope_of(repo_id, branch)
+        with self._scope_lock(scope):
+            with self._transaction() as tx:
+                tx.execute("UPDATE branches SET generation = generation + 1 WHERE scope = ?", (scope,))
+                generation = tx.execute("SELECT generation FROM branches WHERE scope = ?", (scope,)).fetchone()[0]
+                rowids = self._rowid_map(tx, scope, list(vectors))
+                # a row that had a vector leaves the Faiss index first, then comes back with its new one
+                tx.executemany("INSERT INTO tombstones (scope, generation, row) VALUES (?, ?, ?)",
+                               [(scope, generation, row) for row in rowids.values()])
+                tx.executemany("UPDATE documents SET vector = ?, generation = ? WHERE rowid = ?",
+                               [(_blob(vectors[doc_id]), generation, row) for doc_id, row in rowids.items()])
+            self._index(scope)
+
     @staticmethod
     def _rowids(db: sqlite3.Connection, scope: str, ids: Sequence[str]) -> list[int]:
-        rowids: list[int] = []
+        return list(LocalStore._rowid_map(db, scope, ids).values())
+
+    @staticmethod
+    def _rowid_map(db: sqlite3.Connection, scope: str, ids: Sequence[str]) -> dict[str, int]:
+        """Row ids of the branch's documents among ``ids``, by document id."""
+        found: dict[str, int] = {}
         for chunk, marks in _batches(ids):
-            rowids += [r[0] for r in db.execute(
-                f"SELECT rowid FROM documents WHERE id IN ({marks}) AND +scope = ?", (*chunk, scope))]
-        return rowids
+            found.update((r[1], r[0]) for r in db.execute(
+                f"SELECT rowid, id FROM documents WHERE id IN ({marks}) AND +scope = ?", (*chunk, scope)))
+        return found
 
     # -- names, paths, calls ------------------------------------------------------------------------------
     # Scans of the branch's rows (the scope index narrows them): a handful of names per answer.

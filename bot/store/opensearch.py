@@ -234,7 +234,8 @@ class OpenSearchStore:
                 return
             after = hits[-1]["sort"]
 
-    def set_state(self, repo: Repository, branch: str, commit: str, embedder: str, dimension: int) -> None:
+    def set_state(self, repo: Repository, branch: str, commit: str, embedder: str, dimension: int, *,
+                  complete: bool = True) -> None:
         """Record ``commit`` as indexed, then drop the branch's documents left in other dimensions' indices."""
         indices = self._documents_indices()
         for other_dimension, index in indices.items():
@@ -246,7 +247,7 @@ class OpenSearchStore:
                                    body=bodies.count_branch_body(repo.id, branch))["count"]
         state = BranchState(repo_id=repo.id, repo=repo.name, installation=repo.installation, branch=branch,
                             commit=commit, functions=int(functions), indexed_at=time.time(), embedder=embedder,
-                            dimension=dimension)
+                            dimension=dimension, complete=complete)
         self._put_state(state)
         for other_dimension, index in indices.items():
             if other_dimension != dimension:
@@ -347,7 +348,8 @@ class OpenSearchStore:
                            for hit in self._search(bodies.documents_pattern(self.prefix), body))
         return located
 
-    def write(self, repo_id: int, branch: str, upserts: Sequence[Document], deletes: Sequence[str]) -> None:
+    def write(self, repo_id: int, branch: str, upserts: Sequence[Document], deletes: Sequence[str], *,
+              dimension: int | None = None) -> None:
         """Insert or replace ``upserts`` and delete ``deletes`` (ids) in the branch; durable on return."""
         for document in upserts:
             if (document.repo_id, document.branch) != (repo_id, branch):
@@ -356,7 +358,7 @@ class OpenSearchStore:
         indices = self._documents_indices()
         lines: list[dict[str, Any]] = []
         if upserts:
-            dimension = self._dimension(repo_id, branch, upserts, indices)
+            dimension = self._dimension(repo_id, branch, upserts, indices, dimension)
             target = bodies.documents_index(self.prefix, dimension)
             if dimension not in indices:
                 self._ensure_index(target, bodies.documents_index_body(dimension, self.shards))
@@ -369,9 +371,32 @@ class OpenSearchStore:
             lines += bodies.bulk_delete_lines(self._locate(repo_id, branch, deletes))
         self._bulk(lines)
 
-    def _dimension(self, repo_id: int, branch: str, upserts: Sequence[Document], indices: dict[int, str]) -> int:
+    def without_vectors(self, repo_id: int, branch: str, limit: int) -> list[tuple[str, str, str]]:
+        """(id, name, summary) of documents of the branch still without a vector."""
+        hits = self._search(bodies.documents_pattern(self.prefix), bodies.without_vectors_body(repo_id, branch, limit))
+        return [(hit["_source"]["id"], hit["_source"]["name"], hit["_source"]["summary"]) for hit in hits]
+
+    def set_vectors(self, repo_id: int, branch: str, vectors: dict[str, np.ndarray]) -> None:
+        """Set the vectors of existing documents with partial updates (a document moves to its dimension's index
+        by being written whole, which ``write`` does)."""
+        if not vectors:
+            return
+        dimensions = {int(np.asarray(vector).size) for vector in vectors.values()}
+        target = bodies.documents_index(self.prefix, dimensions.pop())
+        located = self._locate(repo_id, branch, list(vectors))
+        if dimensions or any(index != target for index, _ in located):
+            by_id = {d.id: d for d in self.documents(repo_id, branch, list(vectors))}
+            self.write(repo_id, branch, [dataclasses.replace(by_id[i], vector=v) for i, v in vectors.items()
+                                         if i in by_id], [])
+            return
+        self._bulk(bodies.bulk_vector_lines(target, {doc_id: vectors[doc_id] for _, doc_id in located}))
+
+    def _dimension(self, repo_id: int, branch: str, upserts: Sequence[Document], indices: dict[int, str],
+                   hint: int | None) -> int:
         """The dimension of the documents index ``upserts`` go to."""
         dimensions = {int(np.asarray(d.vector).size) for d in upserts if d.vector is not None}
+        if not dimensions and hint is not None:
+            return hint
         if len(dimensions) > 1:
             raise StoreError(f"vectors of different dimensions ({sorted(dimensions)}) in one write to repository {repo_id}@{branch}")
         if dimensions:

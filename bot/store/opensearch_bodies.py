@@ -146,6 +146,7 @@ def state_index_body(shards: int | None = 1) -> dict[str, Any]:
             "indexed_at": {"type": "double"},
             "embedder": {"type": "keyword"},
             "dimension": {"type": "integer"},
+            "complete": {"type": "boolean"},
         }},
     }
 
@@ -240,7 +241,8 @@ def state_source(state: BranchState) -> dict[str, Any]:
     """The stored form of a branch state."""
     return {"repo_id": state.repo_id, "repo": state.repo, "installation": state.installation,
             "branch": state.branch, "commit": state.commit, "functions": state.functions,
-            "indexed_at": state.indexed_at, "embedder": state.embedder, "dimension": state.dimension}
+            "indexed_at": state.indexed_at, "embedder": state.embedder, "dimension": state.dimension,
+            "complete": state.complete}
 
 
 def state_from_source(source: dict[str, Any]) -> BranchState:
@@ -249,7 +251,7 @@ def state_from_source(source: dict[str, Any]) -> BranchState:
                        installation=int(source.get("installation") or 0), branch=source["branch"],
                        commit=source["commit"], functions=int(source["functions"]),
                        indexed_at=float(source["indexed_at"]), embedder=source["embedder"],
-                       dimension=int(source["dimension"]))
+                       dimension=int(source["dimension"]), complete=bool(source.get("complete", True)))
 
 
 def overlay_source(overlay: Overlay) -> dict[str, Any]:
@@ -299,6 +301,22 @@ def bulk_index_lines(index: str, items: Iterable[tuple[str, dict[str, Any]]]) ->
         lines.append({"index": {"_index": index, "_id": doc_id}})
         lines.append(source)
     return lines
+
+
+def bulk_vector_lines(index: str, vectors: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Bulk action and partial-document lines that set the vector of each document (by id) in ``index``."""
+    lines: list[dict[str, Any]] = []
+    for doc_id, vector in vectors.items():
+        lines.append({"update": {"_index": index, "_id": doc_id}})
+        lines.append({"doc": {VECTOR_FIELD: np.asarray(vector, dtype=np.float32).ravel().tolist()}})
+    return lines
+
+
+def without_vectors_body(repo_id: int, branch: str, size: int) -> dict[str, Any]:
+    """Documents of a branch that have no vector yet: id, name and summary."""
+    return {"size": size, "_source": ["id", "name", "summary"], "track_total_hits": False, "sort": ["id"],
+            "query": {"bool": {"filter": branch_filter(repo_id, branch),
+                               "must_not": [{"exists": {"field": VECTOR_FIELD}}]}}}
 
 
 def bulk_delete_lines(items: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:

@@ -36,8 +36,8 @@ from bot.workers import Context, Workers, update_gauges
 log = logging.getLogger("ragcode.webhooks")
 router = Router(installation.router, push.router, comments.router, pulls.router)
 RUNNERS = {"index": push.run_index, "drop_branch": push.run_drop, "command": comments.run_command,
-           "forget": installation.run_forget, "rename": installation.run_rename, "overlay": pulls.run_overlay,
-           "drop_overlay": pulls.run_drop_overlay}
+           "auto_answer": comments.run_auto_answer, "forget": installation.run_forget,
+           "rename": installation.run_rename, "overlay": pulls.run_overlay, "drop_overlay": pulls.run_drop_overlay}
 
 
 class _TooLarge(Exception):
@@ -56,7 +56,9 @@ def create_app(settings: Settings, *, receive: bool = True, work: bool = True, s
         context = Context(settings, runtime, queue, GitHubApp(settings),
                           Mirrors(settings.home / "mirrors", allow_file_urls=settings.allow_file_urls,
                                   timeout=settings.fetch_timeout, max_bytes=settings.max_repo_mb << 20))
-        workers = Workers(context, RUNNERS, settings.workers, periodic=reconcile_periodic)
+        workers = Workers(context, RUNNERS, settings.workers,
+                          periodic={"reconcile": (settings.reconcile_interval, reconcile_periodic),
+                                    "feedback": (settings.feedback_interval, feedback_periodic)})
     status_page: StatusEndpoint | None = None
     if status and settings.admin_token:
         role = "ragcode serve" if receive and work else "ragcode serve --no-workers" if receive else "ragcode worker"
@@ -245,3 +247,10 @@ def reconcile_periodic(context: Context) -> None:
 
     reconcile(context.app, context.runtime.store, context.queue, base_url=context.settings.github_api_url,
               min_rate=context.settings.reconcile_min_rate)
+
+
+def feedback_periodic(context: Context) -> None:
+    """The workers' periodic pass over reactions to recent replies."""
+    from bot.feedback import collect_feedback
+
+    collect_feedback(context)

@@ -217,12 +217,13 @@ def _record_run(ledger: Ledger, run: RunSummary, extra: dict[str, Any]) -> None:
 
 
 def already_indexed(context: Context, payload: dict[str, Any], repo_id: int, branch: str, head: str) -> bool:
-    """True when the branch's index is at ``head`` with the current embedder and the job asks for nothing more
-    (queued runs of one branch that an earlier run covered finish at once)."""
+    """True when the branch's index is complete at ``head`` with the current embedder and the job asks for nothing
+    more (queued runs of one branch that an earlier run covered finish at once; an interrupted run's index is
+    finished instead)."""
     if payload.get("full") or payload.get("rerun"):
         return False
     state = context.runtime.store.branch_state(repo_id, branch)
-    if state is None or state.commit != head:
+    if state is None or state.commit != head or not state.complete:
         return False
     embedder = context.runtime.embedder
     return (state.embedder, state.dimension) == (embedder.name, embedder.dimension)
