@@ -1,4 +1,5 @@
-"""Shared fixtures: real git repositories on disk, a runtime over a temporary RAGCODE_HOME, the Bedrock stand-in."""
+"""Shared fixtures: real git repositories on disk, a runtime over a temporary RAGCODE_HOME, the Bedrock and GitHub
+stand-ins."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from bot.config import Settings
 from bot.runtime import Runtime
 from tests.bedrock_standin import BedrockStandin, RegionConfig
+from tests.github_standin import APP_ID, GitHubStandIn, generate_private_key
 
 StartStandin = Callable[..., BedrockStandin]
 
@@ -62,6 +64,20 @@ class GitRepo:
         self.repo.git.add(A=True)
         self.repo.index.commit(message)
         return self.repo.head.commit.hexsha
+
+
+@pytest.fixture(scope="session")
+def keys() -> tuple[str, str]:
+    """The GitHub App's private key and its public half (PEM)."""
+    return generate_private_key()
+
+
+@pytest.fixture
+def github(keys: tuple[str, str]) -> Iterator[GitHubStandIn]:
+    """A GitHub stand-in serving the App ``APP_ID``."""
+    standin = GitHubStandIn(APP_ID, keys[1]).start()
+    yield standin
+    standin.stop()
 
 
 @pytest.fixture

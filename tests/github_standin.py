@@ -40,6 +40,9 @@ def openapi() -> OpenAPI:
         return _openapi
 
 
+APP_ID = 4711  # the App every test installs
+
+
 def generate_private_key() -> tuple[str, str]:
     """A fresh RSA key pair as PEM strings (private, public)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -489,6 +492,9 @@ def _handler(standin: GitHubStandIn) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length) if length else b""
+            if len(raw) < length:  # the client went away mid-request (a killed worker): nothing to answer
+                self.close_connection = True
+                return
             headers = {key.lower(): value for key, value in self.headers.items()}
             status, payload = standin.handle(self.command, self.path, headers, raw)
             data = json.dumps(payload).encode()

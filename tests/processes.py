@@ -17,9 +17,8 @@ import git
 import httpx
 
 from bot.webhooks.signature import sign
-from tests.github_standin import GitHubStandIn
+from tests.github_standin import APP_ID, GitHubStandIn
 
-APP_ID = 5150
 SECRET = "e2e webhook secret"
 _OWN_PREFIXES = ("RAGCODE_", "AWS_", "OPENSEARCH_", "GITHUB_")
 

@@ -16,28 +16,14 @@ from bot.webhooks.app import create_app
 from tests.bedrock_standin import RegionConfig
 from tests.conftest import StartStandin
 from tests.github_standin import (
-    GitHubStandIn,
     comment_payload,
-    generate_private_key,
     installation_payload,
     push_payload,
 )
-from tests.test_webhooks import APP_ID, INSTALLATION, make_repo, make_settings, post, wait_idle
+from tests.test_webhooks import INSTALLATION, make_repo, make_settings, post, wait_idle
 
 CORPUS = Path(__file__).resolve().parents[1] / "benchmarks" / "korean_corpus" / "shop"
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
-
-
-@pytest.fixture(scope="module")
-def keys() -> tuple[str, str]:
-    return generate_private_key()
-
-
-@pytest.fixture
-def github(keys):
-    standin = GitHubStandIn(APP_ID, keys[1]).start()
-    yield standin
-    standin.stop()
 
 
 @pytest.fixture

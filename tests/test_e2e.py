@@ -9,9 +9,8 @@ from pathlib import Path
 import git
 import pytest
 
-from tests.github_standin import GitHubStandIn, generate_private_key, installation_payload
+from tests.github_standin import installation_payload
 from tests.processes import (
-    APP_ID,
     Server,
     app_settings,
     clean_environment,
@@ -25,18 +24,6 @@ from tests.processes import (
 pytestmark = pytest.mark.slow
 
 INSTALLATION = 77
-
-
-@pytest.fixture(scope="module")
-def keys():
-    return generate_private_key()
-
-
-@pytest.fixture
-def github(keys):
-    standin = GitHubStandIn(APP_ID, keys[1]).start()
-    yield standin
-    standin.stop()
 
 
 def test_kill_mid_index_and_restart_converges_to_a_clean_run(tmp_path, github, keys):

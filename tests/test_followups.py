@@ -31,13 +31,12 @@ from tests.github_standin import (
     Repo,
     comment_payload,
     example,
-    generate_private_key,
     installation_payload,
     issue_payload,
     push_payload,
     review_comment_payload,
 )
-from tests.test_webhooks import APP_ID, INSTALLATION, make_settings, post, wait_idle
+from tests.test_webhooks import INSTALLATION, make_settings, post, wait_idle
 
 CLIENT = '''import time
 
@@ -73,18 +72,6 @@ def parse_body(text):
     return text.strip()
 '''
 PULL = 7
-
-
-@pytest.fixture(scope="module")
-def keys() -> tuple[str, str]:
-    return generate_private_key()
-
-
-@pytest.fixture
-def github(keys):
-    standin = GitHubStandIn(APP_ID, keys[1]).start()
-    yield standin
-    standin.stop()
 
 
 def make_source(path: Path) -> tuple[git.Repo, str, str]:

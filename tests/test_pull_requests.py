@@ -20,9 +20,7 @@ from bot.reconcile import reconcile
 from bot.webhooks.app import create_app
 from tests.bedrock_standin import RegionConfig
 from tests.github_standin import (
-    GitHubStandIn,
     comment_payload,
-    generate_private_key,
     installation_payload,
     openapi,
     pull_request_payload,
@@ -30,20 +28,6 @@ from tests.github_standin import (
 )
 from tests.test_overlay import CART, LEGACY, PRICING, PRICING_PR, UTIL
 from tests.test_webhooks import INSTALLATION, make_settings, post, wait_idle
-
-APP_ID = 4711
-
-
-@pytest.fixture(scope="module")
-def keys() -> tuple[str, str]:
-    return generate_private_key()
-
-
-@pytest.fixture
-def github(keys):
-    standin = GitHubStandIn(APP_ID, keys[1]).start()
-    yield standin
-    standin.stop()
 
 
 @pytest.fixture

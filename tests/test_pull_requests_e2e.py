@@ -24,16 +24,14 @@ import pytest
 
 from tests.bedrock_standin import BedrockStandin, RegionConfig
 from tests.github_standin import (
-    GitHubStandIn,
     comment_payload,
-    generate_private_key,
     installation_payload,
     pull_request_payload,
     push_payload,
 )
 from tests.openai_standin import API_KEY, EMBED_MODEL, MODEL, OpenAIStandin
 from tests.opensearch_standin import StandIn, serve
-from tests.processes import APP_ID, Server, app_settings, clean_environment, commit_files, ragcode_json
+from tests.processes import Server, app_settings, clean_environment, commit_files, ragcode_json
 from tests.test_overlay import CART, LEGACY, PRICING, PRICING_PR, UTIL
 
 pytestmark = pytest.mark.slow
@@ -70,18 +68,6 @@ class Models:
         standin = self.bedrock or self.openai
         assert standin is not None
         standin.answer = text
-
-
-@pytest.fixture(scope="module")
-def keys() -> tuple[str, str]:
-    return generate_private_key()
-
-
-@pytest.fixture
-def github(keys: tuple[str, str]) -> Iterator[GitHubStandIn]:
-    standin = GitHubStandIn(APP_ID, keys[1]).start()
-    yield standin
-    standin.stop()
 
 
 @pytest.fixture(params=LINES, ids=lambda line: "-".join(line))

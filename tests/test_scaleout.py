@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 
 import git
-import pytest
 from starlette.testclient import TestClient
 
 from bot.config import Settings
@@ -27,9 +26,9 @@ from bot.webhooks.app import create_app
 from bot.webhooks.signature import sign
 from tests.aws_standin import create_stack
 from tests.github_standin import (
+    APP_ID,
     GitHubStandIn,
     example,
-    generate_private_key,
     hook_delivery,
     installation_payload,
     push_payload,
@@ -37,21 +36,8 @@ from tests.github_standin import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-APP_ID = 6160
 SECRET = "scale-out secret"
 INSTALLATION = 44
-
-
-@pytest.fixture(scope="module")
-def keys() -> tuple[str, str]:
-    return generate_private_key()
-
-
-@pytest.fixture
-def github(keys):
-    standin = GitHubStandIn(APP_ID, keys[1]).start()
-    yield standin
-    standin.stop()
 
 
 def function_url_event(body: bytes, headers: dict[str, str], *, base64_body: bool = False) -> dict:

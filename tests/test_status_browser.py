@@ -18,8 +18,8 @@ import pytest
 from bot.spend import SqliteLedger
 from tests.bedrock_standin import BedrockStandin, RegionConfig
 from tests.browser import Chromium
-from tests.github_standin import GitHubStandIn, generate_private_key, installation_payload
-from tests.processes import APP_ID, Server, app_settings, clean_environment, commit_files
+from tests.github_standin import installation_payload
+from tests.processes import Server, app_settings, clean_environment, commit_files
 
 pytestmark = pytest.mark.slow
 
@@ -44,18 +44,6 @@ READ_PAGE = """JSON.stringify({
   viewport: window.innerWidth,
   fontSize: parseFloat(getComputedStyle(document.querySelector('td')).fontSize),
 })"""
-
-
-@pytest.fixture(scope="module")
-def keys() -> tuple[str, str]:
-    return generate_private_key()
-
-
-@pytest.fixture
-def github(keys) -> Iterator[GitHubStandIn]:
-    standin = GitHubStandIn(APP_ID, keys[1]).start()
-    yield standin
-    standin.stop()
 
 
 @pytest.fixture

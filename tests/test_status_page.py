@@ -32,7 +32,7 @@ from bot.store.local import LocalStore
 from bot.webhooks import aws_lambda
 from bot.webhooks.admin import authorized
 from bot.webhooks.app import create_app
-from tests.github_standin import GitHubStandIn, generate_private_key
+from tests.github_standin import GitHubStandIn
 from tests.processes import clean_environment, ragcode_json
 from tests.test_scaleout import LambdaContext, function_url_event
 from tests.test_webhooks import APP_ID, INSTALLATION, SECRET, make_repo
@@ -41,18 +41,6 @@ TOKEN = "status-token-0123456789abcdef0123"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 HOSTILE_REPO = "acme/<script>alert('repo')</script>"
 HOSTILE_BRANCH = '"><img src=x onerror=alert(1)>'
-
-
-@pytest.fixture(scope="module")
-def keys() -> tuple[str, str]:
-    return generate_private_key()
-
-
-@pytest.fixture
-def github(keys):
-    standin = GitHubStandIn(APP_ID, keys[1]).start()
-    yield standin
-    standin.stop()
 
 
 def settings_for(home: Path, **overrides: object) -> Settings:

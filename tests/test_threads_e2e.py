@@ -9,30 +9,16 @@ import pytest
 
 from tests.bedrock_standin import BedrockStandin, RegionConfig
 from tests.github_standin import (
-    GitHubStandIn,
     comment_payload,
-    generate_private_key,
     installation_payload,
     review_comment_payload,
 )
-from tests.processes import APP_ID, Server, app_settings, clean_environment
+from tests.processes import Server, app_settings, clean_environment
 from tests.test_followups import PULL, PULL_CLIENT, make_source
 
 pytestmark = pytest.mark.slow
 
 INSTALLATION = 77
-
-
-@pytest.fixture(scope="module")
-def keys():
-    return generate_private_key()
-
-
-@pytest.fixture
-def github(keys):
-    standin = GitHubStandIn(APP_ID, keys[1]).start()
-    yield standin
-    standin.stop()
 
 
 def test_serve_answers_a_follow_up_from_the_thread_and_a_review_comment_with_a_suggestion(tmp_path: Path, github,

@@ -23,6 +23,7 @@ from bot.webhooks.app import create_app, router
 from bot.webhooks.router import Event
 from bot.webhooks.signature import sign, verify
 from tests.github_standin import (
+    APP_ID,
     WEBHOOKS,
     GitHubStandIn,
     Repo,
@@ -35,21 +36,8 @@ from tests.github_standin import (
 )
 from tests.test_openai_provider import API_KEY, OpenAIStandin
 
-APP_ID = 4711
 SECRET = "It's a Secret to Everybody"
 INSTALLATION = 31
-
-
-@pytest.fixture(scope="module")
-def keys() -> tuple[str, str]:
-    return generate_private_key()
-
-
-@pytest.fixture
-def github(keys):
-    standin = GitHubStandIn(APP_ID, keys[1]).start()
-    yield standin
-    standin.stop()
 
 
 def make_settings(home: Path, github: GitHubStandIn, keys, **overrides) -> Settings:

@@ -54,14 +54,12 @@ from tests.github_standin import (
     GitHubStandIn,
     comment_payload,
     example,
-    generate_private_key,
     installation_payload,
     push_payload,
 )
 from tests.openai_standin import API_KEY, EMBED_MODEL, MODEL, OpenAIStandin
 from tests.opensearch_standin import StandIn, serve
 from tests.processes import (
-    APP_ID,
     Server,
     app_settings,
     clean_environment,
@@ -294,11 +292,6 @@ class Watch:
 
 
 @pytest.fixture(scope="module")
-def keys() -> tuple[str, str]:
-    return generate_private_key()
-
-
-@pytest.fixture(scope="module")
 def standins() -> Iterator[StandIns]:
     opensearch = StandIn(basic_auth=f"{OPENSEARCH_USER}:{OPENSEARCH_PASSWORD}")
     openai = OpenAIStandin(dimension=OPENAI_DIMENSION)
@@ -307,13 +300,6 @@ def standins() -> Iterator[StandIns]:
             yield StandIns(bedrock, openai, opensearch, url)
     finally:
         openai.close()
-
-
-@pytest.fixture
-def github(keys: tuple[str, str]) -> Iterator[GitHubStandIn]:
-    standin = GitHubStandIn(APP_ID, keys[1]).start()
-    yield standin
-    standin.stop()
 
 
 def backend_settings(line: Line, home: Path, prefix: str, standins: StandIns) -> dict[str, str]:
