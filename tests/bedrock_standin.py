@@ -245,6 +245,9 @@ class BedrockStandin:
             def do_POST(self) -> None:  # noqa: N802 - http.server naming
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:  # the client went away mid-request (a killed worker): nothing to answer
+                    self.close_connection = True
+                    return
                 try:
                     status, payload, headers = standin._handle("POST", self.path, dict(self.headers), body)
                 except _Reply as reply:
@@ -394,6 +397,8 @@ class BedrockStandin:
         return operation, params
 
     def _converse(self, region: str, params: dict[str, Any], config: RegionConfig) -> tuple[int, Any, dict]:
+        if not params.get("messages"):  # optional in the model (for prompt resources), required for a model id
+            raise self._fail("Converse without messages")
         user = "".join(block.get("text", "") for m in params["messages"] for block in m["content"])
         system = "".join(block.get("text", "") for block in params.get("system", []))
         korean = "한국어" in system + user

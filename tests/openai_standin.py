@@ -47,7 +47,11 @@ class OpenAIStandin:
             disable_nagle_algorithm = True
 
             def do_POST(self) -> None:  # noqa: N802 - http.server naming
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                if len(raw) < length:  # the client went away mid-request: nothing to answer
+                    self.close_connection = True
+                    return
                 with standin.lock:
                     standin.bodies.append(raw.decode("utf-8"))
                 body = json.loads(raw or b"{}")

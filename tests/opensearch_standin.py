@@ -407,7 +407,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         url = urlsplit(self.path)
         params = {key: values[-1] for key, values in parse_qs(url.query).items()}
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if len(raw) < length:  # the client went away mid-request (a killed worker): nothing to answer
+            self.close_connection = True
+            return
         if self.headers.get("Content-Encoding") == "gzip":
             raw = gzip.decompress(raw)
         text = raw.decode("utf-8")
