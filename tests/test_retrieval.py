@@ -388,6 +388,22 @@ def test_the_calibration_sample_belongs_to_its_repository_and_commit(indexed, ma
     assert len(moved & theirs) == 2, "a new commit gets a new sample: the shop now has the parser's functions too"
 
 
+def test_an_index_still_being_completed_is_sampled_again_as_its_vectors_come_in(indexed):
+    store, dimension = indexed.store, indexed.embedder.dimension
+    state = store.branch_state(SHOP_REPO.id, "main")
+    late = Document(id="late", repo_id=SHOP_REPO.id, branch="main", path="shop/late.py", name="late", kind="function",
+                    language="python", start_line=1, end_line=2, code="def late(): pass", content_hash="late",
+                    summary="늦게 도착한 벡터")
+    store.write(SHOP_REPO.id, "main", [late], [], dimension=dimension)
+    store.set_state(SHOP_REPO, "main", state.commit, state.embedder, dimension, complete=False)
+    vector = np.zeros(dimension, dtype=np.float32)
+    vector[0] = 1.0
+    rows = lambda: {tuple(np.round(row, 5)) for row in calibration(indexed, SHOP_REPO.id, "main", dimension).branch}  # noqa: E731
+    assert tuple(np.round(vector, 5)) not in rows()
+    store.set_vectors(SHOP_REPO.id, "main", {"late": vector})
+    assert tuple(np.round(vector, 5)) in rows(), "the vector that came in is part of the next query's sample"
+
+
 def test_scores_follow_the_evidence_and_the_cut_gates_the_answer():
     assert score_of(CUT) == 0.5 and score_of(CUT + 3) > 0.95 and score_of(CUT - 3) < 0.05
     assert 0.0 <= score_of(-1e9) < 1e-9 and score_of(1e9) == 1.0

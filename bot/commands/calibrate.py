@@ -10,8 +10,9 @@ backgrounds, and the two measures are averaged:
   out from ordinary code?
 
 A branch with fewer functions of its own than ``MIN_SAMPLE`` has its sample filled up with the reference
-vectors. Samples are kept per store, repository branch and indexed commit (never shared across repositories),
-reference vectors per store and embedder (and in the store's embedding cache, so they are embedded once).
+vectors. Samples are kept per store, repository branch and complete indexed commit (never shared across
+repositories; an index still being completed is sampled again for each query), reference vectors per store and
+embedder (and in the store's embedding cache, so they are embedded once).
 """
 
 from __future__ import annotations
@@ -104,10 +105,11 @@ def calibration(runtime: Runtime, repo_id: int, branch: str, dimension: int) -> 
     reference = reference_vectors(runtime)
     state = store.branch_state(repo_id, branch)
     key = ("branch", repo_id, branch, state.commit if state else None, dimension)
-    sample = _cached(store, key) if state else None
+    # while an index is being completed its vectors are still coming in: its sample is read again for each query
+    sample = _cached(store, key) if state and state.complete else None
     if sample is None:
         sample = np.asarray(store.sample_vectors(repo_id, branch, dimension, SAMPLE_SIZE), dtype=np.float32)
-        if state:
+        if state and state.complete:
             _remember(store, key, sample)
     if len(sample) < MIN_SAMPLE:
         sample = np.vstack([sample.reshape(-1, dimension), reference[: MIN_SAMPLE - len(sample)]])

@@ -134,10 +134,10 @@ def index_branch(
                                      "files": run.changes.files_changed, "estimate": estimate.brief()})
         if on_plan is not None:
             on_plan(estimate)
-        outcome = _Run(runtime, run, spec, _locked(progress)).execute()
-        # the relevance cut's reference code, embedded once into the store's cache so that searches (read-only)
-        # find it there
+        # the relevance cut's reference code, embedded once into the store's cache before the branch becomes
+        # searchable, so that searches (read-only) find it there instead of queueing behind this run's embeddings
         reference_vectors(runtime)
+        outcome = _Run(runtime, run, spec, _locked(progress)).execute()
 
     plan = run.plan
     after = store.branch_state(repo.id, branch)
