@@ -383,6 +383,9 @@ class BagOfWordsEmbedder:
         vector: np.ndarray = self.embed_documents([text])[0]
         return vector
 
+    def close(self) -> None:
+        """Nothing to release: it runs in-process."""
+
 
 EMBEDDERS = {"A: bundled e5": None, "B: bag of words": BagOfWordsEmbedder}
 
@@ -397,7 +400,7 @@ def runtime_for(label: str) -> Runtime:
     seed_vectors(home)
     runtime = Runtime(Settings(home=home, llm="offline"))
     if embedder is not None:
-        runtime.embedder = embedder()  # type: ignore[misc]  # the runtime's embedder is injected here
+        runtime.embedder = embedder()  # the runtime's embedder is injected here
     return runtime
 
 
