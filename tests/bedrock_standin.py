@@ -286,6 +286,7 @@ class BedrockStandin:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def __enter__(self) -> BedrockStandin:
+        analyze("한국어")  # its Korean analyzer loads before serving, as a running service's models have
         self._thread.start()
         return self
 

@@ -39,8 +39,8 @@ from bot.runtime import Runtime
 log = logging.getLogger(__name__)
 
 _WRITE_BATCH = 256
-_STREAM_BATCH = 64  # model summaries written together
-_STREAM_WAIT = 0.5  # seconds the writer waits for more summaries before writing those it has
+_STREAM_BATCH = 16  # model summaries written together (small: the last ones wait for no others)
+_STREAM_WAIT = 0.25  # seconds the writer waits for more summaries before writing those it has
 
 
 @dataclass
@@ -134,9 +134,6 @@ def index_branch(
                                      "files": run.changes.files_changed, "estimate": estimate.brief()})
         if on_plan is not None:
             on_plan(estimate)
-        # the relevance cut's reference code, embedded once into the store's cache before the branch becomes
-        # searchable, so that searches (read-only) find it there instead of queueing behind this run's embeddings
-        reference_vectors(runtime)
         outcome = _Run(runtime, run, spec, _locked(progress)).execute()
 
     plan = run.plan
@@ -231,6 +228,10 @@ class _Run:
             summarizer = _thread(self._summarize, "ragcode-summarize", self.errors)
         embedder = _thread(self._embed_stream, "ragcode-embed", self.errors)
         try:
+            # While the first summaries are in flight: the relevance cut's reference code, embedded once into the
+            # store's cache before the branch becomes searchable (searches, read-only, find it there instead of
+            # queueing behind this run's embeddings); then stage 1, whose first Korean text loads Kiwi.
+            reference_vectors(self.runtime)
             documents = self._known_documents()
             self._write(documents, deletions(run.plan))
             self._record(complete=False)
@@ -418,7 +419,10 @@ class _Run:
                 finished = True
             elif isinstance(item, list):
                 pending.extend(item)
-            while pending and (len(pending) >= size or finished or self.to_embed.empty()):
+            # a batch embedder (many texts a call) waits for a full call; the others embed whenever nothing more
+            # is queued, so the embedder never idles while summaries trickle in
+            idle = self.to_embed.empty() and not self.spec.texts_per_call
+            while pending and (len(pending) >= size or finished or idle):
                 chunk, pending = pending[:size], pending[size:]
                 self._embed(chunk)
 
