@@ -57,10 +57,10 @@ class CountingModel(OfflineTextModel):
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def summarize(self, units: Sequence[Unit], lang: str,
-                  progress: Callable[[int], None] | None = None) -> SummaryResult:
+    def summarize(self, units: Sequence[Unit], lang: str, progress: Callable[[int], None] | None = None,
+                  on_summary: Callable[[str, str], None] | None = None) -> SummaryResult:
         self.calls.extend(unit.name for unit in units)
-        return super().summarize(units, lang, progress)
+        return super().summarize(units, lang, progress, on_summary)
 
 
 class FlakyModel(CountingModel):
@@ -405,6 +405,7 @@ def test_a_run_asks_for_at_most_its_budget_of_summaries_and_later_runs_finish(ru
     import dataclasses
 
     runtime.settings = dataclasses.replace(runtime.settings, max_summaries_per_run=2)
+    model.instant = False  # a model whose calls cost (offline summaries are never deferred)
     repo = make_repo()
     repo.write("app/auth.py", AUTH)  # 4 functions and methods, and the module
     repo.commit()
@@ -418,6 +419,18 @@ def test_a_run_asks_for_at_most_its_budget_of_summaries_and_later_runs_finish(ru
     model.calls.clear()
     assert run(runtime, repo, full=True).summaries_generated == 0 and model.calls == [], \
         "functions summarized by a retry are unchanged afterwards"
+
+
+def test_offline_summaries_are_never_deferred_by_the_run_budget(runtime, make_repo):
+    import dataclasses
+
+    runtime.settings = dataclasses.replace(runtime.settings, max_summaries_per_run=2)
+    repo = make_repo()
+    repo.write("app/auth.py", AUTH)
+    repo.commit()
+    report = run(runtime, repo)
+    assert report.summaries_deferred == 0 and report.summaries_generated == report.functions_total > 2
+    assert runtime.store.pending(APP.id, "main") == [], "nothing is left for a later run: they cost nothing"
 
 
 def test_a_first_index_answers_before_its_vectors_are_done(runtime, make_repo):

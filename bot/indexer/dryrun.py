@@ -114,7 +114,7 @@ def dry_run(settings: Settings, git_repo: git.Repo, name: str, repo_id: int | No
         spec = embedder_spec(settings)
         run = plan_run(store, settings, git_repo, identify(store, name, repo_id), branch, commit, full=full,
                        options=IndexOptions.from_settings(settings), model=text_model_name(settings),
-                       embedder=(spec.name, spec.dimension), progress=progress)
+                       embedder=(spec.name, spec.dimension), progress=progress, capped=settings.llm != "offline")
         return estimate_run(run, settings, store)
     finally:
         store.close()

@@ -122,7 +122,7 @@ def index_branch(
     with metering() as meter:
         run = plan_run(store, runtime.settings, git_repo, repo, branch, commit, full=full, options=options,
                        model=model.name, embedder=(spec.name, spec.dimension), progress=progress,
-                       changes=changes)
+                       changes=changes, capped=not model.instant)
         if money_left is not None:
             afford(run, money_left, runtime.settings)
             if run.deferred_for_budget:

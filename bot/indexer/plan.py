@@ -265,13 +265,14 @@ def retry_pending(store: PlanStore, repo_id: int, branch: str, plan: Plan) -> No
 def plan_run(
     store: PlanStore, settings: Settings, git_repo: git.Repo, repo: Repository, branch: str, commit: str, *,
     full: bool, options: IndexOptions, model: str, embedder: tuple[str, int | None], progress: Progress | None = None,
-    changes: Changes | None = None,
+    changes: Changes | None = None, capped: bool = True,
 ) -> RunPlan:
     """Plan bringing ``repo``'s ``branch`` to ``commit``: changes, units, cached summaries, the run's share.
 
     ``embedder`` is the embedder's name and dimension (None when not known yet): another embedder than the
-    branch was indexed with means re-embedding everything. At most ``RAGCODE_MAX_SUMMARIES_PER_RUN`` summaries
-    are asked for; the others are deferred to later runs. ``changes`` (a pull request overlay's files) replaces
+    branch was indexed with means re-embedding everything. When ``capped`` (a model whose calls cost: not the
+    offline one), at most ``RAGCODE_MAX_SUMMARIES_PER_RUN`` summaries are asked for; the others are deferred to
+    later runs. ``changes`` (a pull request overlay's files) replaces
     the diff from the indexed commit.
     """
     new = git_repo.commit(commit)
@@ -293,7 +294,7 @@ def plan_run(
     found = store.cached_summaries(repo.id, list(keys.values()))
     cached = {content: found[key] for content, key in keys.items() if key in found}
     missing = [unit for content, unit in by_hash.items() if content not in cached]
-    limit = settings.max_summaries_per_run
+    limit = settings.max_summaries_per_run if capped else len(missing)
     deferred = {unit.hash for unit in missing[limit:]}
     if deferred:
         log.warning("summary budget reached", extra={"repo_id": repo.id, "budget": limit, "deferred": len(deferred)})
