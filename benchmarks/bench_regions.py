@@ -126,10 +126,7 @@ def run(title: str, down: set[str], concurrency: int = LIMIT, timed: bool = True
 def whole_command() -> bool:
     """Scenario 5: ``python -m bot index`` as a user runs it, timed from the process start to its exit."""
     regions = {name: RegionConfig(latency=LATENCY, limit=LIMIT, embed_latency=0.06, embed_limit=32) for name in REGIONS}
-    context = multiprocessing.get_context("spawn")
-    conn, child_conn = context.Pipe()
-    server = context.Process(target=serve, args=(regions, child_conn), daemon=True)
-    server.start()
+    server, conn = start_standin(regions)  # its address goes to the command in AWS_ENDPOINT_URL_BEDROCK_RUNTIME
     with tempfile.TemporaryDirectory(prefix="ragcode-regions-") as folder:
         root = Path(folder) / "repo"
         root.mkdir()
@@ -142,7 +139,7 @@ def whole_command() -> bool:
         repo.git.commit("-m", "functions", env={**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b",
                                                "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"})
         try:
-            env = {**os.environ, "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": conn.recv(),
+            env = {**os.environ,
                    "RAGCODE_HOME": str(Path(folder) / "home"), "RAGCODE_LLM": "bedrock", "RAGCODE_EMBEDDER": "bedrock",
                    "RAGCODE_BEDROCK_REGIONS": ",".join(REGIONS), "RAGCODE_BEDROCK_CONCURRENCY": str(LIMIT)}
             started = time.perf_counter()
