@@ -76,12 +76,6 @@ class _Region:
     cooldown_until: float = 0.0
     streak: int = 0  # consecutive cool-downs without a success in between
     last_change: float = 0.0  # when the limit was last cut or the cool-down began
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    errors: int = 0
-    throttles: int = 0
-    seconds: float = 0.0
 
     def capacity(self) -> int:
         return max(1, int(self.limit))
@@ -142,6 +136,7 @@ class RegionScheduler:
         self._seq = itertools.count()
         self.model = model
         self.price = price
+        self._usage = Meter()  # every call since creation, for usage()
 
     @property
     def regions(self) -> list[str]:
@@ -159,18 +154,9 @@ class RegionScheduler:
 
     def usage(self) -> dict[str, dict[str, float]]:
         """Per region: calls sent, input/output tokens, failed calls (errors, throttles) and seconds spent."""
-        with self._cv:
-            return {
-                name: {
-                    "calls": r.calls,
-                    "input_tokens": r.input_tokens,
-                    "output_tokens": r.output_tokens,
-                    "errors": r.errors,
-                    "throttles": r.throttles,
-                    "seconds": round(r.seconds, 3),
-                }
-                for name, r in self._regions.items()
-            }
+        counted = self._usage.by_region(self.model)
+        idle = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "errors": 0, "throttles": 0, "seconds": 0.0}
+        return {name: counted.get(name) or dict(idle) for name in self._regions}
 
     def map(
         self,
@@ -246,7 +232,7 @@ class RegionScheduler:
             LLM_TOKENS.labels(region, self.model, "input").inc(tokens_in)
             LLM_TOKENS.labels(region, self.model, "output").inc(tokens_out)
             LLM_COST.labels(region, self.model).inc(cost)
-        for meter in job.meters:
+        for meter in (self._usage, *job.meters):
             meter.record(self.model, region, outcome, tokens_in, tokens_out, elapsed, cost)
 
     def _next(self, job: _Job[Any]) -> tuple[_Task, _Region] | None:
@@ -263,7 +249,6 @@ class RegionScheduler:
                     if region is not None:
                         heapq.heappop(job.heap)
                         region.inflight += 1
-                        region.calls += 1
                         return task, region
                     timeout = self._next_cooldown_end(now)
                 else:
@@ -291,31 +276,25 @@ class RegionScheduler:
     ) -> bool:
         """Record one call's outcome (holding the condition); True when the task is finished."""
         region.inflight -= 1
-        region.seconds += elapsed
         now = time.monotonic()
         if reply is not None:
-            region.input_tokens += reply.input_tokens
-            region.output_tokens += reply.output_tokens
             region.limit = min(float(region.ceiling), region.limit + 1.0 / max(region.limit, 1.0))
             region.streak = 0
             job.results[task.index] = reply.value
             job.remaining -= 1
             return True
         if outcome == "throttled":
-            region.throttles += 1
             if started >= region.last_change:  # one cut per burst: calls sent before the last cut add nothing
                 region.limit = max(1.0, region.limit * THROTTLE_DECREASE)
                 region.last_change = now
                 log.info("region %s throttled; limit now %.1f", region.name, region.limit)
-        else:
-            region.errors += 1
-            if outcome == "unavailable" and started >= region.last_change:
-                region.streak = min(region.streak + 1, MAX_COOLDOWN_DOUBLINGS + 1)
-                rest = self._cooldown * 2 ** (region.streak - 1)
-                region.cooldown_until = now + rest
-                region.limit = 1.0  # the first call after the rest is a probe
-                region.last_change = now
-                log.warning("region %s unavailable (%s); cooling down %.1fs", region.name, message, rest)
+        elif outcome == "unavailable" and started >= region.last_change:
+            region.streak = min(region.streak + 1, MAX_COOLDOWN_DOUBLINGS + 1)
+            rest = self._cooldown * 2 ** (region.streak - 1)
+            region.cooldown_until = now + rest
+            region.limit = 1.0  # the first call after the rest is a probe
+            region.last_change = now
+            log.warning("region %s unavailable (%s); cooling down %.1fs", region.name, message, rest)
         task.attempts += 1
         task.last_error = f"{region.name}: {message}"
         task.avoid.add(region.name)
