@@ -23,8 +23,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from multiprocessing.connection import Connection
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import git
 
@@ -52,14 +54,26 @@ def units() -> list[Unit]:
     ]
 
 
-def start_standin(regions: dict[str, RegionConfig]) -> tuple[multiprocessing.process.BaseProcess, Connection]:
-    """The stand-in in its own process, as Bedrock would be: its work must not compete for this one's GIL."""
+@contextmanager
+def standin(regions: dict[str, RegionConfig]) -> Iterator[Callable[[], dict[str, Any]]]:
+    """The stand-in in its own process, as Bedrock would be (its work must not compete for this one's GIL), its
+    address in ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``; yields a function that reads its statistics."""
     context = multiprocessing.get_context("spawn")
     conn, child_conn = context.Pipe()
     server = context.Process(target=serve, args=(regions, child_conn), daemon=True)
     server.start()
     os.environ["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = conn.recv()
-    return server, conn
+
+    def stats() -> dict[str, Any]:
+        conn.send("stats")
+        report: dict[str, Any] = conn.recv()
+        return report
+
+    try:
+        yield stats
+    finally:
+        conn.send("stop")
+        server.join(timeout=5)
 
 
 def embeddings() -> bool:
@@ -70,16 +84,12 @@ def embeddings() -> bool:
     ok = True
     for label, make in (("Titan v2 (1 text a call)", BedrockEmbedder),
                         ("Cohere Embed v3 (96 texts a call)", CohereEmbedder)):
-        server, conn = start_standin(regions)
-        try:
+        with standin(regions):
             model = "cohere.embed-multilingual-v3" if make is CohereEmbedder else "amazon.titan-embed-text-v2:0"
             embedder = make(Settings(embedder="bedrock", bedrock_regions=REGIONS, bedrock_embed_model=model))
             started = time.perf_counter()
             vectors = embedder.embed_documents(texts)
             wall = time.perf_counter() - started
-            conn.send("stop")
-        finally:
-            server.join(timeout=5)
         usage = embedder.usage()
         calls = sum(int(figures["calls"]) for figures in usage.values())
         tokens = sum(int(figures["input_tokens"]) for figures in usage.values())
@@ -92,18 +102,13 @@ def run(title: str, down: set[str], concurrency: int = LIMIT, timed: bool = True
     """One scenario; prints its figures and says whether it met its target (only losses count if not ``timed``)."""
     regions = {name: RegionConfig(latency=LATENCY, limit=LIMIT, down=name in down) for name in REGIONS}
     work = units()
-    server, conn = start_standin(regions)
-    try:
+    with standin(regions) as stats_of_standin:
         settings = Settings(llm="bedrock", bedrock_regions=REGIONS, bedrock_concurrency=concurrency)
         model = BedrockTextModel(settings)
         started = time.perf_counter()
         result = model.summarize(work, "ko")
         wall = time.perf_counter() - started
-        conn.send("stats")
-        report = conn.recv()
-        conn.send("stop")
-    finally:
-        server.join(timeout=5)
+        report = stats_of_standin()
     usage = model.usage()
     stats = report["stats"]
     healthy = len(REGIONS) - len(down)
@@ -126,8 +131,7 @@ def run(title: str, down: set[str], concurrency: int = LIMIT, timed: bool = True
 def whole_command() -> bool:
     """Scenario 5: ``python -m bot index`` as a user runs it, timed from the process start to its exit."""
     regions = {name: RegionConfig(latency=LATENCY, limit=LIMIT, embed_latency=0.06, embed_limit=32) for name in REGIONS}
-    server, conn = start_standin(regions)  # its address goes to the command in AWS_ENDPOINT_URL_BEDROCK_RUNTIME
-    with tempfile.TemporaryDirectory(prefix="ragcode-regions-") as folder:
+    with standin(regions) as stats_of_standin, tempfile.TemporaryDirectory(prefix="ragcode-regions-") as folder:
         root = Path(folder) / "repo"
         root.mkdir()
         for module in range(FUNCTIONS // 16):
@@ -138,19 +142,15 @@ def whole_command() -> bool:
         repo.git.add(A=True)
         repo.git.commit("-m", "functions", env={**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b",
                                                "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"})
-        try:
-            env = {**os.environ,
-                   "RAGCODE_HOME": str(Path(folder) / "home"), "RAGCODE_LLM": "bedrock", "RAGCODE_EMBEDDER": "bedrock",
-                   "RAGCODE_BEDROCK_REGIONS": ",".join(REGIONS), "RAGCODE_BEDROCK_CONCURRENCY": str(LIMIT)}
-            started = time.perf_counter()
-            done = subprocess.run([sys.executable, "-m", "bot", "index", str(root), "--repo", "bench/regions",
-                                   "--json"], env=env, capture_output=True, text=True, cwd=folder)
-            wall = time.perf_counter() - started
-            conn.send("stats")
-            report = conn.recv()
-            conn.send("stop")
-        finally:
-            server.join(timeout=5)
+        # the stand-in's address reaches the command in AWS_ENDPOINT_URL_BEDROCK_RUNTIME
+        env = {**os.environ,
+               "RAGCODE_HOME": str(Path(folder) / "home"), "RAGCODE_LLM": "bedrock", "RAGCODE_EMBEDDER": "bedrock",
+               "RAGCODE_BEDROCK_REGIONS": ",".join(REGIONS), "RAGCODE_BEDROCK_CONCURRENCY": str(LIMIT)}
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "bot", "index", str(root), "--repo", "bench/regions",
+                               "--json"], env=env, capture_output=True, text=True, cwd=folder)
+        wall = time.perf_counter() - started
+        report = stats_of_standin()
     if done.returncode != 0:
         print(done.stderr)
         return False
