@@ -9,6 +9,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from bot.documents import OVERLAY_PREFIX, BranchState, Repository, is_overlay
 from bot.runtime import Runtime
 from bot.spend import RunSummary, make_ledger
 from bot.store.base import StoreError
+from bot.text import analyzer_process
 
 log = logging.getLogger(__name__)
 
@@ -149,21 +151,23 @@ def command_index(settings: Settings, args: argparse.Namespace) -> int:
     repo_name = args.repo or name or f"local/{Path(repository.working_tree_dir or args.path).resolve().name}"
     if args.dry_run:
         return command_dry_run(settings, args, repository, repo_name, commit)
-    from bot.indexer.pipeline import index_branch
-    from bot.repo_config import CONFIG_PATH, load_config
+    # the embedded store analyzes Korean summaries as it writes them: Kiwi loads now, in a process of its own
+    with analyzer_process() if settings.store == "local" else nullcontext():
+        from bot.indexer.pipeline import index_branch
+        from bot.repo_config import CONFIG_PATH, load_config
 
-    config = load_config(repository, commit, settings)  # the repository's own .github/ragcode.yml, as on GitHub
-    for error in config.errors:
-        print(f"ragcode: {CONFIG_PATH}: {error}; the default is used", file=sys.stderr)
-    runtime = Runtime(settings)
-    bar = _Bar()
-    try:
-        repo = find_repository(runtime, repo_name, args.repo_id)
-        report = index_branch(runtime, repository, repo, branch_of(repository, args.ref), commit, full=args.full,
-                              options=config.options, progress=bar)
-    finally:
-        bar.close()
-        runtime.close()
+        config = load_config(repository, commit, settings)  # the repository's own .github/ragcode.yml, as on GitHub
+        for error in config.errors:
+            print(f"ragcode: {CONFIG_PATH}: {error}; the default is used", file=sys.stderr)
+        runtime = Runtime(settings)
+        bar = _Bar()
+        try:
+            repo = find_repository(runtime, repo_name, args.repo_id)
+            report = index_branch(runtime, repository, repo, branch_of(repository, args.ref), commit,
+                                  full=args.full, options=config.options, progress=bar)
+        finally:
+            bar.close()
+            runtime.close()
     if args.json:
         print(json.dumps(report.to_json(), ensure_ascii=False))
     else:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
 import re
 import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
+from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -20,8 +25,11 @@ _STOPWORDS = frozenset(
     "def return none true false null new var let const function func fn pub static void int str".split()
 )
 
+log = logging.getLogger(__name__)
+
 _kiwi_lock = threading.Lock()
 _kiwi: Kiwi | None = None
+_analyzer: _AnalyzerProcess | None = None  # Kiwi in a process of its own (``analyzer_process``)
 
 
 def split_identifier(identifier: str) -> list[str]:
@@ -87,3 +95,81 @@ def analyze(text: str) -> list[str]:
     if has_hangul(text):
         return list(_korean_terms(text))
     return identifier_terms(text)
+
+
+
+def analyze_many(texts: Sequence[str]) -> list[list[str]]:
+    """``analyze`` of every text; the Korean ones go to the analyzer process when one runs."""
+    process = _analyzer
+    korean = [index for index, text in enumerate(texts) if has_hangul(text)]
+    if process is None or not korean:
+        return [analyze(text) for text in texts]
+    terms = [[] if has_hangul(text) else identifier_terms(text) for text in texts]
+    for index, found in zip(korean, process.analyze([texts[index] for index in korean]), strict=True):
+        terms[index] = found
+    return terms
+
+
+class _AnalyzerProcess:
+    """Kiwi in a child process of its own, fed batches of Korean texts through a pipe."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._connection, theirs = context.Pipe()
+        self._process = context.Process(target=_serve_analysis, args=(theirs,), name="ragcode-analyzer", daemon=True)
+        self._process.start()
+        theirs.close()
+        self._lock = threading.Lock()
+        self._broken = False
+
+    def analyze(self, texts: list[str]) -> list[list[str]]:
+        """The terms of each Korean text; here, losing nothing, if the process has died (killed, out of memory)."""
+        with self._lock:
+            if not self._broken:
+                try:
+                    self._connection.send(texts)
+                    found: list[list[str]] = self._connection.recv()
+                    return found
+                except (EOFError, OSError):
+                    self._broken = True
+                    log.warning("the Korean analyzer process stopped (exit code %s); analyzing in this process",
+                                self._process.exitcode)
+        return [list(_korean_terms(text)) for text in texts]
+
+    def stop(self) -> None:
+        """End the process, also while Kiwi is still loading (a run with nothing to write need not wait for it)."""
+        self._process.terminate()
+        self._process.join()
+        self._connection.close()
+
+
+def _serve_analysis(connection: Connection) -> None:
+    """The analyzer process: load Kiwi, then answer each batch of texts with their terms until the pipe closes."""
+    kiwi()
+    while True:
+        try:
+            texts = connection.recv()
+        except EOFError:
+            return
+        connection.send([list(_korean_terms(text)) for text in texts])
+
+
+@contextmanager
+def analyzer_process() -> Iterator[None]:
+    """Within the block, Kiwi loads and analyzes in a process of its own, for ``analyze_many``.
+
+    For a process that writes an index and answers nothing (``ragcode index``): Kiwi holds the interpreter for about
+    a second while it loads and for every text it analyzes, which here would stall the run's other threads (the
+    model calls in flight); in its own process, on another core, it costs them nothing. Where Kiwi is loaded already
+    (a warmed-up server) the block changes nothing.
+    """
+    global _analyzer
+    with _kiwi_lock:
+        process = _analyzer = _AnalyzerProcess() if _analyzer is None and _kiwi is None else None
+    try:
+        yield
+    finally:
+        if process is not None:
+            with _kiwi_lock:
+                _analyzer = None
+            process.stop()

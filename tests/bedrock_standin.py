@@ -29,6 +29,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from multiprocessing.connection import Connection
 from typing import Any
@@ -170,10 +171,18 @@ def standin_vector(text: str, dimension: int) -> np.ndarray:
     """
     vector = np.zeros(dimension)
     for term, count in Counter(analyze(text) or [text]).items():
-        seed = int.from_bytes(hashlib.blake2b(term.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
-        signs = np.random.default_rng(seed).integers(0, 2, dimension) * 2.0 - 1.0
-        vector += (1.0 + math.log(count)) * signs
+        vector += (1.0 + math.log(count)) * _signs(term, dimension)
     return vector * 3.0
+
+
+@lru_cache(maxsize=65_536)
+def _signs(term: str, dimension: int) -> np.ndarray:
+    """The term's pseudo-random pattern of ±1 over ``dimension`` buckets (kept: summaries share most terms, and the
+    stand-in's own work must not slow the client it measures)."""
+    seed = int.from_bytes(hashlib.blake2b(term.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+    signs = np.random.default_rng(seed).integers(0, 2, dimension) * 2.0 - 1.0
+    signs.flags.writeable = False
+    return signs
 
 
 def cohere_vector(text: str, input_type: str) -> np.ndarray:

@@ -9,6 +9,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 _WRITE_BATCH = 256
 _STREAM_BATCH = 16  # model summaries written together (small: the last ones wait for no others)
 _STREAM_WAIT = 0.25  # seconds the writer waits for more summaries before writing those it has
+_EMBED_BATCHES_IN_FLIGHT = 4  # an embedder that makes requests: batches handed over before the first returns
 
 
 @dataclass
@@ -215,6 +217,7 @@ class _Run:
         self.summaries: queue.Queue[object] = queue.Queue()  # (hash, summary), then the SummaryResult
         self.to_embed: queue.Queue[object] = queue.Queue()  # lists of (document id, text), then _DONE
         self.embedded = self.to_embed_total = 0
+        self.counting = threading.Lock()  # embedded: batches finish in more than one thread
         self.errors: list[BaseException] = []
         # units waiting for a model summary, by content hash: their document ids
         self.waiting: dict[str, list[tuple[str, Unit]]] = {}
@@ -312,7 +315,8 @@ class _Run:
 
     def _send(self, documents: list[Document]) -> None:
         if documents:
-            self.to_embed_total += len(documents)
+            with self.counting:
+                self.to_embed_total += len(documents)
             self.to_embed.put([(d.id, embedding_text(d.name, d.summary)) for d in documents])
 
     def _write(self, documents: list[Document], deletes: list[str]) -> None:
@@ -409,22 +413,37 @@ class _Run:
     # -- stage 3: vectors ------------------------------------------------------------------------------------
 
     def _embed_stream(self) -> None:
-        """In a thread: embed what arrives, in batches large enough to keep the embedder busy."""
+        """In a thread: embed what arrives, in batches large enough to keep the embedder busy.
+
+        An embedder that makes requests gets the next batches while the calls of earlier ones are still out (its
+        scheduler bounds the calls), so its regions never wait for a batch's slowest call and the run ends about one
+        call after the last summary.
+        """
         pending: list[tuple[str, str]] = []
         size = self._batch_size()
         finished = False
-        while not finished:
-            item = self.to_embed.get()
-            if item is _DONE:
-                finished = True
-            elif isinstance(item, list):
-                pending.extend(item)
-            # a batch embedder (many texts a call) waits for a full call; the others embed whenever nothing more
-            # is queued, so the embedder never idles while summaries trickle in
-            idle = self.to_embed.empty() and not self.spec.texts_per_call
-            while pending and (len(pending) >= size or finished or idle):
-                chunk, pending = pending[:size], pending[size:]
-                self._embed(chunk)
+        in_flight: set[Future[None]] = set()
+        overlap = _EMBED_BATCHES_IN_FLIGHT if self.spec.model else 1
+        with ThreadPoolExecutor(overlap, thread_name_prefix="ragcode-embed") as pool:
+            while not finished:
+                item = self.to_embed.get()
+                if item is _DONE:
+                    finished = True
+                elif isinstance(item, list):
+                    pending.extend(item)
+                # a batch embedder (many texts a call) waits for a full call; the others embed whenever nothing
+                # more is queued, so the embedder never idles while summaries trickle in
+                idle = self.to_embed.empty() and self.spec.texts_per_call <= 1
+                while pending and (len(pending) >= size or finished or idle):
+                    chunk, pending = pending[:size], pending[size:]
+                    if len(in_flight) >= overlap:
+                        done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            future.result()  # an embedding error ends the stream; execute raises it
+                    # each batch runs in this thread's context: the run's meter counts its calls
+                    in_flight.add(pool.submit(contextvars.copy_context().run, self._embed, chunk))
+            for future in in_flight:
+                future.result()
 
     def _batch_size(self) -> int:
         if self.spec.texts_per_call:
@@ -445,9 +464,11 @@ class _Run:
             self.store.cache_vectors(self.repo_id, embedder.name, computed)
             cached.update(computed)
         self.store.set_vectors(self.repo_id, self.branch, {doc_id: cached[keys[doc_id]] for doc_id, _ in items})
-        self.embedded += len(items)
+        with self.counting:
+            self.embedded += len(items)
+            embedded, total = self.embedded, max(self.to_embed_total, self.embedded)
         if self.progress:
-            self.progress("embedding", self.embedded, max(self.to_embed_total, self.embedded))
+            self.progress("embedding", embedded, total)
 
     def _embed_leftovers(self) -> None:
         """Documents of the branch still without a vector (from an interrupted earlier run) get one now."""

@@ -20,7 +20,7 @@ import numpy as np
 
 from bot.documents import BranchState, Document, DocumentRef, Overlay, Repository, short_name
 from bot.store.base import MAX_LOOKUP, StoreError, name_matches
-from bot.text import analyze, identifier_terms
+from bot.text import analyze, analyze_many, identifier_terms
 
 log = logging.getLogger(__name__)
 
@@ -130,14 +130,14 @@ def scope_of(repo_id: int, branch: str) -> str:
     return hashlib.sha1(f"{repo_id}\0{branch}".encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
 
-def _terms(text: str) -> str:
-    return " ".join(analyze(text))
-
-
-def _fts_row(document: Document) -> tuple[str, str, str, str]:
-    name_terms = " ".join(identifier_terms(document.name.replace(".", " ")))
-    path_terms = " ".join(identifier_terms(document.path.replace("/", " ").replace(".", " ")))
-    return _terms(document.summary), name_terms, path_terms, " ".join(identifier_terms(document.code))
+def _fts_rows(documents: Sequence[Document]) -> list[tuple[str, str, str, str]]:
+    """The full-text columns of each document: summary, name, path and code terms."""
+    summaries = analyze_many([document.summary for document in documents])
+    return [(" ".join(summary),
+             " ".join(identifier_terms(document.name.replace(".", " "))),
+             " ".join(identifier_terms(document.path.replace("/", " ").replace(".", " "))),
+             " ".join(identifier_terms(document.code)))
+            for document, summary in zip(documents, summaries, strict=True)]
 
 
 def _batches(values: Sequence[str]) -> Iterator[tuple[list[str], str]]:
@@ -402,6 +402,7 @@ class LocalStore:
                 raise StoreError(f"document {document.id} belongs to repository {document.repo_id}@"
                                  f"{document.branch}, not {repo_id}@{branch}")
         scope = scope_of(repo_id, branch)
+        fts_rows = _fts_rows(upserts)  # before the lock: Korean analysis is the slow part of a write
         with self._scope_lock(scope):
             with self._transaction() as tx:
                 # a branch starts at a clock-based generation, so one dropped and indexed again never reuses
@@ -418,7 +419,7 @@ class LocalStore:
                     tx.execute(f"DELETE FROM documents WHERE rowid IN ({marks})", gone)
                     tx.executemany("INSERT INTO tombstones (scope, generation, row) VALUES (?, ?, ?)",
                                    [(scope, generation, row) for row in gone])
-                for document in upserts:
+                for document, fts_row in zip(upserts, fts_rows, strict=True):
                     cursor = tx.execute(
                         "INSERT INTO documents (id, repo_id, scope, path, name, kind, language, start_line, end_line,"
                         " code, content_hash, summary, summary_ok, vector, generation, calls, short_name) "
@@ -430,7 +431,7 @@ class LocalStore:
                     )
                     tx.execute(
                         "INSERT INTO documents_fts (rowid, scope, summary, name, path, code) VALUES (?,?,?,?,?,?)",
-                        (cursor.lastrowid, scope, *_fts_row(document)),
+                        (cursor.lastrowid, scope, *fts_row),
                     )
             self._index(scope)
 
