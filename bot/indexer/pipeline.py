@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 _WRITE_BATCH = 256
 _STREAM_BATCH = 16  # model summaries written together (small: the last ones wait for no others)
 _STREAM_WAIT = 0.25  # seconds the writer waits for more summaries before writing those it has
-_EMBED_BATCHES_IN_FLIGHT = 4  # an embedder that makes requests: batches handed over before the first returns
+_EMBED_BATCHES_IN_FLIGHT = 4  # batches handed to an embedder that spreads them (requests, processes) at once
 
 
 @dataclass
@@ -415,15 +415,16 @@ class _Run:
     def _embed_stream(self) -> None:
         """In a thread: embed what arrives, in batches large enough to keep the embedder busy.
 
-        An embedder that makes requests gets the next batches while the calls of earlier ones are still out (its
-        scheduler bounds the calls), so its regions never wait for a batch's slowest call and the run ends about one
-        call after the last summary.
+        An embedder that makes requests, or embeds in several processes, gets the next batches while earlier ones
+        are still out (its scheduler or its pool bounds the work), so no region or core waits for a batch's slowest
+        call or chunk, and the run ends about one call after the last summary.
         """
         pending: list[tuple[str, str]] = []
         size = self._batch_size()
         finished = False
         in_flight: set[Future[None]] = set()
-        overlap = _EMBED_BATCHES_IN_FLIGHT if self.spec.model else 1
+        spread = bool(self.spec.model) or getattr(self.runtime.embedder, "processes", 1) > 1
+        overlap = _EMBED_BATCHES_IN_FLIGHT if spread else 1
         with ThreadPoolExecutor(overlap, thread_name_prefix="ragcode-embed") as pool:
             while not finished:
                 item = self.to_embed.get()
