@@ -447,7 +447,7 @@ def test_a_first_index_answers_before_its_vectors_are_done(runtime, make_repo):
         name, dimension = real.name, real.dimension
 
         def embed_documents(self, texts):
-            if threading.current_thread().name == "ragcode-embed":
+            if threading.current_thread().name.startswith("ragcode-embed"):
                 assert release.wait(60)
             return real.embed_documents(texts)
 
@@ -484,3 +484,43 @@ def test_a_first_index_answers_before_its_vectors_are_done(runtime, make_repo):
     assert runtime.store.without_vectors(APP.id, "main", 100) == []
     late = answer(runtime, APP, "main", "비밀번호를 솔트와 함께 해시하는 함수", html_url="https://github.com/acme/app")
     assert late.hits[0].document.name == "hash_password" and "완성하는 중" not in late.markdown
+
+
+def test_an_embedder_with_several_processes_gets_the_next_batch_before_the_first_returns(runtime, make_repo):
+    """No core idles at the end of a batch: the run hands over the next one while the first is being embedded."""
+    import threading
+
+    real = runtime.embedder
+    second_started = threading.Event()
+    calls: list[int] = []
+    overlapped: list[bool] = []
+
+    class TwoProcessEmbedder:
+        """The bundled model, as if spread over two processes; the first batch waits (5 s at most) for a second."""
+
+        name, dimension, processes = real.name, real.dimension, 2
+
+        def embed_documents(self, texts):
+            if not threading.current_thread().name.startswith("ragcode-embed"):  # the relevance cut's reference code
+                return real.embed_documents(texts)
+            calls.append(len(texts))
+            if len(calls) == 1:
+                overlapped.append(second_started.wait(5))
+            else:
+                second_started.set()
+            return real.embed_documents(texts)
+
+        def embed_query(self, text):
+            return real.embed_query(text)
+
+        def close(self):
+            real.close()
+
+    runtime.embedder = TwoProcessEmbedder()
+    repo = make_repo()
+    repo.write("pkg/many.py", "".join(f"def step_{n}(x):\n    return x + {n}\n\n\n" for n in range(300)))
+    repo.commit("many")
+    report = run(runtime, repo)
+    assert overlapped == [True], "the second batch was handed over while the first was still out"
+    assert len(calls) >= 3 and sum(calls) >= 300
+    assert report.functions_total == 300 and runtime.store.without_vectors(APP.id, "main", 10) == []
