@@ -97,7 +97,6 @@ def analyze(text: str) -> list[str]:
     return identifier_terms(text)
 
 
-
 def analyze_many(texts: Sequence[str]) -> list[list[str]]:
     """``analyze`` of every text; the Korean ones go to the analyzer process when one runs."""
     process = _analyzer
@@ -164,8 +163,10 @@ def analyzer_process() -> Iterator[None]:
     (a warmed-up server) the block changes nothing.
     """
     global _analyzer
+    process = None
     with _kiwi_lock:
-        process = _analyzer = _AnalyzerProcess() if _analyzer is None and _kiwi is None else None
+        if _analyzer is None and _kiwi is None:
+            process = _analyzer = _AnalyzerProcess()
     try:
         yield
     finally:

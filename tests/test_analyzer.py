@@ -68,3 +68,17 @@ def test_where_kiwi_is_loaded_already_no_process_is_started() -> None:
     with analyzer_process():
         assert not [child for child in multiprocessing.active_children() if child.name == "ragcode-analyzer"]
         assert analyze_many(TEXTS) == [analyze(text) for text in TEXTS]
+
+
+def test_a_nested_block_keeps_the_outer_blocks_process() -> None:
+    found, _ = run_script("""
+        with text.analyzer_process():
+            with text.analyzer_process():
+                inner = [child.name for child in multiprocessing.active_children()]
+            after_inner = [child.name for child in multiprocessing.active_children()]
+            terms = text.analyze_many(TEXTS)
+            kiwi_here = "kiwipiepy" in sys.modules
+        print(json.dumps({"inner": inner, "after_inner": after_inner, "terms": terms, "kiwi_here": kiwi_here}))
+    """)
+    assert found["inner"] == found["after_inner"] == ["ragcode-analyzer"]
+    assert found["terms"] == [analyze(text) for text in TEXTS] and not found["kiwi_here"]
