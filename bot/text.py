@@ -103,10 +103,8 @@ def analyze_many(texts: Sequence[str]) -> list[list[str]]:
     korean = [index for index, text in enumerate(texts) if has_hangul(text)]
     if process is None or not korean:
         return [analyze(text) for text in texts]
-    terms = [[] if has_hangul(text) else identifier_terms(text) for text in texts]
-    for index, found in zip(korean, process.analyze([texts[index] for index in korean]), strict=True):
-        terms[index] = found
-    return terms
+    found = dict(zip(korean, process.analyze([texts[index] for index in korean]), strict=True))
+    return [found[index] if index in found else identifier_terms(text) for index, text in enumerate(texts)]
 
 
 class _AnalyzerProcess:
@@ -131,6 +129,7 @@ class _AnalyzerProcess:
                     return found
                 except (EOFError, OSError):
                     self._broken = True
+                    self._process.join(timeout=1)  # for its exit code
                     log.warning("the Korean analyzer process stopped (exit code %s); analyzing in this process",
                                 self._process.exitcode)
         return [list(_korean_terms(text)) for text in texts]

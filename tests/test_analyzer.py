@@ -46,7 +46,6 @@ def test_a_killed_analyzer_process_loses_nothing() -> None:
             first = text.analyze_many(TEXTS)
             child = multiprocessing.active_children()[0]
             os.kill(child.pid, signal.SIGKILL)
-            child.join()
             second = text.analyze_many(TEXTS)
         print(json.dumps({"first": first, "second": second}))
     """)

@@ -85,6 +85,27 @@ class FlakyModel(CountingModel):
 APP = Repository(101, "acme/app", 1)
 
 
+class Wrapping:
+    """The runtime's embedder (the bundled model) behind a test's own ``embed_documents``."""
+
+    def __init__(self, real) -> None:
+        self.real, self.name, self.dimension = real, real.name, real.dimension
+
+    def embed_documents(self, texts):
+        return self.real.embed_documents(texts)
+
+    def embed_query(self, text):
+        return self.real.embed_query(text)
+
+    def close(self):
+        self.real.close()
+
+
+def in_the_run(thread_name: str) -> bool:
+    """True in an index run's embedding threads (not the relevance cut's reference code, not a search)."""
+    return thread_name.startswith("ragcode-embed")
+
+
 def run(runtime: Runtime, repo, name: Repository = APP, full: bool = False):
     return index_branch(runtime, repo.repo, name, "main", repo.repo.head.commit.hexsha, full=full,
                         options=IndexOptions(summary_lang="ko"))
@@ -209,9 +230,7 @@ def test_interrupted_run_is_simply_redone(runtime, make_repo):
     class Crash(RuntimeError):
         pass
 
-    class CrashingEmbedder:
-        name, dimension = runtime.embedder.name, runtime.embedder.dimension
-        real = runtime.embedder
+    class CrashingEmbedder(Wrapping):
         calls = 0
 
         def embed_documents(self, texts):
@@ -220,17 +239,11 @@ def test_interrupted_run_is_simply_redone(runtime, make_repo):
                 raise Crash("killed mid-run")
             return self.real.embed_documents(texts)
 
-        def embed_query(self, text):
-            return self.real.embed_query(text)
-
-        def close(self):
-            self.real.close()
-
     repo = make_repo()
     for number in range(90):
         repo.write(f"pkg/m{number}.py", f"def f{number}(x):\n    return x * {number}\n")
     head = repo.commit("many")
-    runtime.embedder = CrashingEmbedder()
+    runtime.embedder = CrashingEmbedder(runtime.embedder)
     with pytest.raises(Crash):
         run(runtime, repo)
     state = runtime.store.branch_state(APP.id, "main")
@@ -438,26 +451,17 @@ def test_a_first_index_answers_before_its_vectors_are_done(runtime, make_repo):
 
     from bot.commands.answer import answer
 
-    real = runtime.embedder
     release = threading.Event()
 
-    class SlowEmbedder:
+    class SlowEmbedder(Wrapping):
         """The bundled model, but the index run's embedding waits until released (searches never wait)."""
 
-        name, dimension = real.name, real.dimension
-
         def embed_documents(self, texts):
-            if threading.current_thread().name.startswith("ragcode-embed"):
+            if in_the_run(threading.current_thread().name):
                 assert release.wait(60)
-            return real.embed_documents(texts)
+            return self.real.embed_documents(texts)
 
-        def embed_query(self, text):
-            return real.embed_query(text)
-
-        def close(self):
-            real.close()
-
-    runtime.embedder = SlowEmbedder()
+    runtime.embedder = SlowEmbedder(runtime.embedder)
     repo = make_repo()
     repo.write("app/auth.py", AUTH)
     repo.write("app/math.py", MATH)
@@ -490,33 +494,25 @@ def test_an_embedder_with_several_processes_gets_the_next_batch_before_the_first
     """No core idles at the end of a batch: the run hands over the next one while the first is being embedded."""
     import threading
 
-    real = runtime.embedder
     second_started = threading.Event()
     calls: list[int] = []
     overlapped: list[bool] = []
 
-    class TwoProcessEmbedder:
+    class TwoProcessEmbedder(Wrapping):
         """The bundled model, as if spread over two processes; the first batch waits (5 s at most) for a second."""
 
-        name, dimension, processes = real.name, real.dimension, 2
+        processes = 2
 
         def embed_documents(self, texts):
-            if not threading.current_thread().name.startswith("ragcode-embed"):  # the relevance cut's reference code
-                return real.embed_documents(texts)
-            calls.append(len(texts))
-            if len(calls) == 1:
-                overlapped.append(second_started.wait(5))
-            else:
-                second_started.set()
-            return real.embed_documents(texts)
+            if in_the_run(threading.current_thread().name):
+                calls.append(len(texts))
+                if len(calls) == 1:
+                    overlapped.append(second_started.wait(5))
+                else:
+                    second_started.set()
+            return self.real.embed_documents(texts)
 
-        def embed_query(self, text):
-            return real.embed_query(text)
-
-        def close(self):
-            real.close()
-
-    runtime.embedder = TwoProcessEmbedder()
+    runtime.embedder = TwoProcessEmbedder(runtime.embedder)
     repo = make_repo()
     repo.write("pkg/many.py", "".join(f"def step_{n}(x):\n    return x + {n}\n\n\n" for n in range(300)))
     repo.commit("many")
