@@ -423,8 +423,7 @@ class _Run:
         size = self._batch_size()
         finished = False
         in_flight: set[Future[None]] = set()
-        spread = bool(self.spec.model) or getattr(self.runtime.embedder, "processes", 1) > 1
-        overlap = _EMBED_BATCHES_IN_FLIGHT if spread else 1
+        overlap = _EMBED_BATCHES_IN_FLIGHT if self.spec.model or self._processes() > 1 else 1
         with ThreadPoolExecutor(overlap, thread_name_prefix="ragcode-embed") as pool:
             while not finished:
                 item = self.to_embed.get()
@@ -447,10 +446,11 @@ class _Run:
                 future.result()
 
     def _batch_size(self) -> int:
-        if self.spec.texts_per_call:
-            return self.spec.batch
-        processes = getattr(self.runtime.embedder, "processes", 1)
-        return self.spec.batch * max(1, int(processes))
+        return self.spec.batch if self.spec.texts_per_call else self.spec.batch * self._processes()
+
+    def _processes(self) -> int:
+        """The embedder's worker processes (1 for one that embeds in this process or makes requests)."""
+        return max(1, int(getattr(self.runtime.embedder, "processes", 1)))
 
     def _embed(self, items: list[tuple[str, str]]) -> None:
         """Vectors for (document id, text) pairs: from the repository's cache, else from the embedder."""

@@ -272,8 +272,7 @@ def plan_run(
     ``embedder`` is the embedder's name and dimension (None when not known yet): another embedder than the
     branch was indexed with means re-embedding everything. When ``capped`` (a model whose calls cost: not the
     offline one), at most ``RAGCODE_MAX_SUMMARIES_PER_RUN`` summaries are asked for; the others are deferred to
-    later runs. ``changes`` (a pull request overlay's files) replaces
-    the diff from the indexed commit.
+    later runs. ``changes`` (a pull request overlay's files) replaces the diff from the indexed commit.
     """
     new = git_repo.commit(commit)
     state = store.branch_state(repo.id, branch)
