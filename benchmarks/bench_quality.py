@@ -345,7 +345,7 @@ def index_home() -> Path:
                      "bot/embed/local.py", *sorted(str(path.relative_to(ROOT))
                                                    for path in (ROOT / "bot/indexer/queries").glob("*.scm"))):
         digest.update((ROOT / relative).read_bytes())
-    for source in (inspect.getsource(pipeline.embedding_text), inspect.getsource(local._fts_row), local._SCHEMA):
+    for source in (inspect.getsource(pipeline.embedding_text), inspect.getsource(local._fts_rows), local._SCHEMA):
         digest.update(source.encode())
     return CACHE / "home" / digest.hexdigest()[:12]
 
