@@ -1,14 +1,25 @@
 """Related functions: the direct callers and callees of the best results, from the calls recorded at index time.
 
-A call is recorded by name (``bot/indexer/tags.py``); here it is resolved within the repository, best effort: to the
-functions of that name in the module an import names (``name@module``), else in the caller's own file, else to the
-functions of that name anywhere as long as there are at most ``MAX_AMBIGUOUS`` of them (``save`` defined in ten
-classes says nothing about which one is meant, so it links nothing).
+A call is recorded by name and by what it is called on (``bot/indexer/tags.py``); here it is resolved within the
+repository, best effort, without type inference:
+
+- a bare call: to the functions of that name in the module an import names (``name@module``), else in the caller's
+  own file, else anywhere as long as there are at most ``MAX_AMBIGUOUS`` of them (``save`` defined in ten classes
+  says nothing about which one is meant, so it links nothing);
+- ``self.name()``: to the caller's own class's method, else (inherited) a method of another class in the same file,
+  else anywhere if few; ``super().name()`` the same without the caller's class;
+- ``Thing.name()``: to the methods of a class ``Thing``; ``thing.name()``: to the methods of a class named so
+  (``response`` for ``Response``, ``prices`` for ``Price``), else of classes whose name holds the receiver's
+  (``store`` for ``LocalStore``, ``github_app`` for ``GitHubApp``), or to the functions of a module named so
+  (``pricing.total()``, also when imported under another name); a fitting class in the caller's file first, else
+  the best fits (at most ``MAX_AMBIGUOUS``); else to a method in the caller's file. A method on an object whose type nothing
+  tells (``session.client()`` of a library) links nothing rather than the repository's one ``client`` method.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
+from dataclasses import dataclass
 from itertools import zip_longest
 
 from bot.commands.views import View, callers, documents, find_names
@@ -44,28 +55,103 @@ def module_matches(path: str, hint: str) -> bool:
     return any(candidate == hint or candidate.endswith("/" + hint) for candidate in candidates)
 
 
-def _hints(calls: Sequence[str]) -> tuple[list[str], dict[str, set[str]]]:
-    """The called names in order, and the modules imports say each comes from."""
-    names: list[str] = []
-    hints: dict[str, set[str]] = {}
+@dataclass(frozen=True)
+class Called:
+    """What a unit's recorded calls say: the names in order, the modules imports name, what each was called on."""
+
+    names: list[str]
+    hints: dict[str, set[str]]
+    receivers: dict[str, set[str]]  # "" for a bare call beside calls on receivers
+
+
+def called(calls: Sequence[str]) -> Called:
+    """Parse a unit's recorded calls (``name``, ``name@module``, ``name^receiver``)."""
+    result = Called([], {}, {})
     for entry in calls:
         name, at, hint = entry.partition("@")
         if at:
-            hints.setdefault(name, set()).add(hint)
+            result.hints.setdefault(name, set()).add(hint)
+            continue
+        name, caret, on = entry.partition("^")
+        if caret:
+            result.receivers.setdefault(name, set()).add(on)
         else:
-            names.append(name)
-    return list(dict.fromkeys(names)), hints
+            result.names.append(name)
+    result.names[:] = dict.fromkeys(result.names)
+    return result
 
 
-def resolve(caller_path: str, hints: set[str], candidates: Sequence[tuple[str, DocumentRef]]
-            ) -> list[tuple[str, DocumentRef]]:
-    """Which of the functions named alike (``candidates``) a call from ``caller_path`` means."""
-    if hints:
-        return [c for c in candidates if any(module_matches(c[1].path, hint) for hint in hints)]
-    same_file = [c for c in candidates if c[1].path == caller_path]
-    if same_file:
-        return same_file
-    return list(candidates) if len(candidates) <= MAX_AMBIGUOUS else []
+def _owner(name: str) -> str:
+    """The class (or object) a function is a method of; "" for a plain or nested function."""
+    head, dot, _ = _base(name).rpartition(".")
+    owner = head.rpartition(".")[2]
+    return owner if dot and owner != "<locals>" else ""
+
+
+def _squash(word: str) -> str:
+    return word.replace("_", "").lower()
+
+
+def _few(found: list[tuple[str, DocumentRef]]) -> list[tuple[str, DocumentRef]]:
+    return found if len(found) <= MAX_AMBIGUOUS else []
+
+
+def _fit(receiver: str, owner: str) -> int:
+    """How plausibly ``receiver.name()`` calls a method of class ``owner``: 2 when the names are the same (a plural
+    receiver as its singular), 1 when one holds the other (``store`` and ``LocalStore``), else 0."""
+    if receiver[:1].isupper():
+        return 2 if owner == receiver else 0
+    kind = _squash(owner)
+    words = {_squash(receiver), _squash(receiver).removesuffix("s")}
+    if kind in words:
+        return 2
+    return int(any(min(len(word), len(kind)) >= 3 and (word in kind or kind in word) for word in words))
+
+
+def _module_names(path: str) -> tuple[str, str]:
+    """The names a file's functions are called through as a module: its file's and its folder's."""
+    folder, _, file = _stem(path).rpartition("/")
+    return file, folder.rpartition("/")[2]
+
+
+def _on_receiver(caller_path: str, caller_name: str, receiver: str, candidates: Sequence[tuple[str, DocumentRef]]
+                 ) -> list[tuple[str, DocumentRef]]:
+    """Which of ``candidates`` a call ``receiver.name()`` from the function ``caller_name`` means."""
+    methods = [c for c in candidates if _owner(c[1].name)]
+    local = [c for c in methods if c[1].path == caller_path]
+    if receiver in ("self", "super"):
+        own = _owner(caller_name.split(".<locals>.", 1)[0])  # a closure's ``self`` is its method's
+        mine = [c for c in local if _owner(c[1].name) == own]
+        if receiver == "self" and mine:
+            return mine
+        inherited = [c for c in methods if _owner(c[1].name) != own]
+        return [c for c in inherited if c[1].path == caller_path] or _few(inherited)
+    if receiver == "?":
+        return _few(local)
+    fits = [(_fit(receiver, _owner(c[1].name)), c) for c in methods]
+    modules = [c for c in candidates if not _owner(c[1].name) and receiver in _module_names(c[1].path)]
+    nearby = [c for fit, c in fits if fit and c[1].path == caller_path]
+    if nearby:
+        return nearby
+    best = max((fit for fit, _ in fits), default=0)
+    named = [c for fit, c in fits if fit and fit == best] + modules
+    return _few(named) if named else _few(local)
+
+
+def resolve(caller_path: str, hints: set[str], candidates: Sequence[tuple[str, DocumentRef]], *,
+            caller_name: str = "", receivers: Set[str] = frozenset()) -> list[tuple[str, DocumentRef]]:
+    """Which of the functions named alike (``candidates``) a call from ``caller_name`` in ``caller_path`` means:
+    its bare call (by ``hints`` from imports, the file, or few enough) and its calls on ``receivers``."""
+    found: dict[str, tuple[str, DocumentRef]] = {}
+    for receiver in (set(receivers) | {""}) if hints or not receivers else receivers:  # hints come from bare calls
+        if receiver:
+            meant = _on_receiver(caller_path, caller_name, receiver, candidates)
+        elif hints:
+            meant = [c for c in candidates if any(module_matches(c[1].path, hint) for hint in hints)]
+        else:
+            meant = [c for c in candidates if c[1].path == caller_path] or _few(list(candidates))
+        found.update((c[1].id, c) for c in meant)
+    return [c for c in candidates if c[1].id in found]
 
 
 def _definitions(found: Sequence[tuple[str, DocumentRef]]) -> dict[str, list[tuple[str, DocumentRef]]]:
@@ -91,24 +177,26 @@ def related(store: Store, repo_id: int, views: Sequence[View], hits: Sequence[Hi
     seeds = [hit.document for hit in hits if callable_name(hit.document.name)][:SEEDS]
     if limit < 1 or not seeds:
         return []
-    called = {seed.id: _hints(seed.calls) for seed in seeds}
-    names = {name for wanted, _ in called.values() for name in wanted} | {short_name(seed.name) for seed in seeds}
+    calls = {seed.id: called(seed.calls) for seed in seeds}
+    names = {name for call in calls.values() for name in call.names} | {short_name(seed.name) for seed in seeds}
     definitions = _definitions(find_names(store, repo_id, views, sorted(names), MAX_DEFINITIONS))
     calling = callers(store, repo_id, views, sorted({short_name(seed.name) for seed in seeds}))
     queues: list[list[tuple[str, DocumentRef, str, Document]]] = []
     for seed in seeds:
         queue: list[tuple[str, DocumentRef, str, Document]] = []
-        wanted, hints = called[seed.id]
-        for name in wanted:
+        call = calls[seed.id]
+        for name in call.names:
             candidates = [c for c in definitions.get(name, []) if not _same(c[1], seed)]
-            queue += [(branch, ref, "callee", seed) for branch, ref in resolve(seed.path, hints.get(name, set()),
-                                                                                candidates)]
+            meant = resolve(seed.path, call.hints.get(name, set()), candidates, caller_name=seed.name,
+                            receivers=call.receivers.get(name, set()))
+            queue += [(branch, ref, "callee", seed) for branch, ref in meant]
         name = short_name(seed.name)
         for branch, ref in calling:
             if not callable_name(ref.name) or _same(ref, seed):
                 continue
-            _, caller_hints = _hints(ref.calls)
-            meant = resolve(ref.path, caller_hints.get(name, set()), definitions.get(name, []))
+            theirs = called(ref.calls)
+            meant = resolve(ref.path, theirs.hints.get(name, set()), definitions.get(name, []), caller_name=ref.name,
+                            receivers=theirs.receivers.get(name, set()))
             if any(_same(target, seed) for _, target in meant):
                 queue.append((branch, ref, "caller", seed))
         queues.append(queue)

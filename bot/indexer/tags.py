@@ -8,13 +8,19 @@ where a called name comes from. A pattern that asserts ``(#is-not? local)`` (Rub
 with the grammar's ``queries/locals.scm``.
 
 Each call is recorded on the innermost unit whose lines hold it, as the called name and, when an import says
-where that name comes from, also as ``name@module`` (a path without extension, e.g. ``shop/pricing``). Names are
-resolved to functions of the repository only when a question is answered (``bot/commands/related.py``), so an
-index never holds links that a later push would make stale.
+where that name comes from, also as ``name@module`` (a path without extension, e.g. ``shop/pricing``). A call on a
+receiver (``self.total()``, ``store.upsert()``, ``Money.parse()``; the ``@call.receiver`` captures of
+``queries/<language>-receivers.scm``) also records what it was called on, as ``name^self``, ``name^store``,
+``name^Money`` (``name^super`` for the base class, ``name^?`` for an expression such as ``rows[0].run()``; a call's
+result is named by what was called: ``make().run()`` is ``run^make``), and ``name^`` when the unit calls the bare
+name too: which functions a method call can mean depends on it. A method of a literal (``", ".join()``) is not
+recorded. Names are resolved to functions of the repository only when a question is answered
+(``bot/commands/related.py``), so an index never holds links that a later push would make stale.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
 import logging
@@ -34,6 +40,7 @@ log = logging.getLogger(__name__)
 MAX_CALLS = 64  # distinct names recorded per unit
 MAX_CAPTURES = 20_000  # call captures read per file; a file with more keeps the first ones
 MAX_MATCHES = 4_096  # in-progress matches tree-sitter keeps per query (its own bound on memory)
+MAX_RECEIVERS = 4  # receivers recorded per called name and unit
 _NAME = re.compile(r"[^\s@]{1,100}")
 _HINT = re.compile(r"[^\s@]{1,300}")
 _JS = ("tree_sitter_javascript", "queries/tags.scm")
@@ -51,10 +58,24 @@ _TAGS: dict[str, tuple[tuple[str, str], ...]] = {  # language -> query files (pa
     "ruby": (("tree_sitter_ruby", "queries/tags.scm"),),
 }
 _LOCALS = {"ruby": ("tree_sitter_ruby", "queries/locals.scm")}
+_RECEIVERS = {language: (_OWN, f"queries/{'javascript' if language in ('typescript', 'tsx') else language}"
+                                f"-receivers.scm") for language in _TAGS}
 _JS_IMPORTS = ((_OWN, "queries/javascript-imports.scm"),)
 _IMPORTS = {"python": ((_OWN, "queries/python-imports.scm"),), "javascript": _JS_IMPORTS, "typescript": _JS_IMPORTS,
             "tsx": _JS_IMPORTS}
 _STATEMENTS = frozenset({"import_from_statement", "import_statement"})
+_SELF = frozenset({"self", "this", "cls", "Self"})
+_CALLS = frozenset({"call", "call_expression", "method_invocation"})
+_IDENTIFIERS = frozenset({"identifier", "instance_variable", "constant", "namespace_identifier", "type_identifier",
+                          "field_identifier", "property_identifier", "this", "self"})
+_LITERALS = frozenset({  # a method of a literal (``", ".join``, ``[1, 2].map``) is never the repository's
+    "string", "concatenated_string", "integer", "float", "list", "dictionary", "set", "tuple", "list_comprehension",
+    "dictionary_comprehension", "set_comprehension", "generator_expression", "template_string", "string_literal",
+    "raw_string_literal", "interpreted_string_literal", "array", "object", "number", "regex", "character_literal",
+    "char_literal", "true", "false", "none", "null", "nil", "simple_symbol", "hash", "array_creation_expression"})
+LITERAL = '"'  # what ``receiver`` says of a literal: such calls are not recorded
+_RECEIVER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+_SEGMENTS = re.compile(r"\.|::|->")
 
 
 @dataclass(frozen=True)
@@ -77,16 +98,17 @@ def _queries(language: str) -> _Queries | None:
     if sources is None:
         return None
     lang = grammar(language)
-    text = "\n".join(_read(*source) for source in (*sources, *_IMPORTS.get(language, ())))
+    text = "\n".join(_read(*source) for source in (*sources, *_IMPORTS.get(language, ()), _RECEIVERS[language]))
     query = Query(lang, text)
     local_patterns = frozenset(i for i in range(query.pattern_count)
                                if query.pattern_assertions(i).get("local") == (None, False))
     if not local_patterns:
-        # only calls and imports are read: the other patterns (definitions, types, doc comments) would only cost
+        # only calls, receivers and imports are read: the other patterns (definitions, types, doc comments) would
+        # only cost
         source = text.encode("utf-8")
         for i in range(query.pattern_count):
             pattern = source[query.start_byte_for_pattern(i):query.end_byte_for_pattern(i)]
-            if b"@reference.call" not in pattern and b"@import." not in pattern:
+            if not any(mark in pattern for mark in (b"@reference.call", b"@import.", b"@call.")):
                 query.disable_pattern(i)
     locals_query = Query(lang, _read(*_LOCALS[language])) if language in _LOCALS else None
     return _Queries(query, local_patterns, locals_query)
@@ -94,6 +116,41 @@ def _queries(language: str) -> _Queries | None:
 
 def _text(node: Node) -> str:
     return node.text.decode("utf-8", "replace") if node.text is not None else ""
+
+
+def receiver(target: Node) -> str:
+    """What a method is called on, from the ``@call.receiver`` node: ``self``, ``super``, its last identifier (for a
+    call's result, the called name), ``LITERAL``, or ``?`` for another expression."""
+    kind = target.type
+    if kind in _LITERALS:
+        return LITERAL
+    if kind in _IDENTIFIERS:
+        text = _text(target)
+        return "self" if text in _SELF else text.lstrip("@$") or "?"
+    text = _text(target).strip()
+    if text in _SELF:
+        return "self"
+    if text == "super" or text.startswith("super("):
+        return "super"
+    if kind in _CALLS:  # ``calibration(x).standardize()``, ``Cart(items).total()``: what made the object
+        made = next((child for field in ("function", "name", "method")
+                     if (child := target.child_by_field_name(field)) is not None), None)
+        text = _text(made).strip() if made is not None else "?"
+    last = _SEGMENTS.split(text)[-1].strip().lstrip("@$")
+    return last if _RECEIVER.fullmatch(last) else "?"
+
+
+def _receivers(targets: list[Node], methods: list[Node]) -> dict[int, str]:
+    """Start byte of each method name -> what it is called on. The captures come unpaired; a method's receiver is
+    the one that ends last before the method's name (only ``.``, ``->`` or ``::`` lies between them)."""
+    targets = sorted(targets, key=lambda node: node.end_byte)
+    ends = [node.end_byte for node in targets]
+    found: dict[int, str] = {}
+    for method in methods:
+        at = bisect.bisect_right(ends, method.start_byte) - 1
+        if at >= 0:
+            found[method.start_byte] = receiver(targets[at])
+    return found
 
 
 def _cursor(query: Query) -> QueryCursor:
@@ -162,17 +219,23 @@ def _local_names(queries: _Queries, root: Node) -> list[tuple[int, int, set[str]
 
 
 def _scan(queries: _Queries, language: str, path: str, root: Node
-          ) -> tuple[list[tuple[int, str]], dict[str, tuple[str, str]]]:
-    """(row, called name) of every call in the tree (definitions' own names left out), and the file's imports."""
-    if not queries.local_patterns:  # only calls and imports are enabled: every "name" captured is a called name
+          ) -> tuple[list[tuple[int, str, str | None]], dict[str, tuple[str, str]]]:
+    """(row, called name, receiver) of every call in the tree (definitions' own names left out), and the file's
+    imports."""
+    if not queries.local_patterns:  # only calls, receivers and imports are enabled: every "name" is a called name
         captures = _cursor(queries.query).captures(root)
         names = sorted(captures.get("name", []), key=lambda node: node.start_byte)[:MAX_CAPTURES]
-        return [(node.start_point[0], _text(node)) for node in names], _imports(language, path, captures)
+        paired = _receivers(captures.get("call.receiver", []), captures.get("call.method", []))
+        calls = [(node.start_point[0], _text(node), paired.get(node.start_byte)) for node in names]
+        return [call for call in calls if call[2] != LITERAL], _imports(language, path, captures)
     defined: set[tuple[int, int]] = set()
     found: list[tuple[Node, bool]] = []  # (name node, only if not a local name)
+    on: dict[int, str] = {}
     for pattern, captures in _cursor(queries.query).matches(root):
         if any(key.startswith("definition.") for key in captures):
             defined.update((node.start_byte, node.end_byte) for node in captures.get("name", []))
+        elif "call.method" in captures:
+            on[captures["call.method"][0].start_byte] = receiver(captures["call.receiver"][0])
         elif "reference.call" in captures and len(found) < MAX_CAPTURES:
             found += [(node, pattern in queries.local_patterns) for node in captures.get("name", [])]
     scopes = _local_names(queries, root) if any(local for _, local in found) else []
@@ -183,7 +246,8 @@ def _scan(queries: _Queries, language: str, path: str, root: Node
         name = _text(node)
         if local and any(start <= node.start_byte < end and name in names for start, end, names in scopes):
             continue
-        calls.append((node.start_point[0], name))
+        if on.get(node.start_byte) != LITERAL:
+            calls.append((node.start_point[0], name, on.get(node.start_byte)))
     return calls, {}
 
 
@@ -210,21 +274,46 @@ def with_calls(language: str, tree: Tree, path: str, units: list[Unit]) -> list[
             return units
         calls, imports = _scan(queries, language, path, tree.root_node)
         owners = _owners(units, max(unit.end_line for unit in units))
-        names: list[dict[str, None]] = [{} for _ in units]
-        for row, name in calls:
+        names: list[dict[str, dict[str | None, None]]] = [{} for _ in units]  # name -> its receivers, in order
+        for row, name, on in calls:
             owner = owners[row] if row < len(owners) else -1
-            if owner >= 0 and _NAME.fullmatch(name) and len(names[owner]) < MAX_CALLS:
-                names[owner][name] = None
+            if owner < 0 or not _NAME.fullmatch(name):
+                continue
+            called = names[owner]
+            if name in called or len(called) < MAX_CALLS:
+                receivers = called.setdefault(name, {})
+                if on is None or len(receivers) < MAX_RECEIVERS + (None in receivers):
+                    receivers[on] = None
     except Exception:  # a grammar or query surprise: the file keeps its units, without calls
         log.exception("reading the calls of %s failed", path)
         return units
     result = []
     for unit, called in zip(units, names, strict=True):
-        entries: dict[str, None] = {}
-        for name in called:
-            real, hint = imports.get(name, (name, ""))
-            entries[real] = None
-            if hint:
-                entries[f"{real}@{hint}"] = None
-        result.append(dataclasses.replace(unit, calls=tuple(entries)) if entries else unit)
+        entries = [entry for name, receivers in called.items() for entry in _entries(name, list(receivers), imports)]
+        result.append(dataclasses.replace(unit, calls=tuple(dict.fromkeys(entries))) if entries else unit)
     return result
+
+
+def _imported(receiver: str, imports: dict[str, tuple[str, str]]) -> str:
+    """A receiver by the name it was imported under (a module or class renamed with ``as``)."""
+    real = imports.get(receiver, (receiver, ""))[0]
+    return real if _RECEIVER.fullmatch(real) else receiver
+
+
+def _entries(name: str, receivers: list[str | None], imports: dict[str, tuple[str, str]]) -> list[str]:
+    """What a unit records of the calls of one name: the name (as imported), where an import says it comes from,
+    and what it was called on, by its imported name (``bodies.f()`` after ``import opensearch_bodies as bodies``
+    is ``f^opensearch_bodies``); only an import's bare call is renamed by it."""
+    if receivers == [None]:  # the common case: only bare calls
+        real, hint = imports.get(name, (name, ""))
+        return [real, f"{real}@{hint}"] if hint else [real]
+    entries: list[str] = []
+    via = list(dict.fromkeys(_imported(on, imports) for on in receivers if on is not None))
+    if None in receivers:
+        real, hint = imports.get(name, (name, ""))
+        entries += [real, f"{real}@{hint}"] if hint else [real]
+        if via and real == name:
+            entries.append(f"{name}^")
+    if via:
+        entries += [name, *(f"{name}^{on}" for on in via)]
+    return entries
