@@ -204,3 +204,8 @@ def test_related_functions_follow_method_calls_to_their_class_not_to_a_namesake(
     assert links("bedrock_clients") == set(), "boto3's session.client is not GitHubApp.client"
     assert links("GitHubApp.client") == {("GitHubApp.token", "callee"), ("GitHubApp.repos", "caller"),
                                          ("github_repos", "caller")}
+    seeds = [Hit(document=by_name[name], score=1.0) for name in ("GitHubApp.token", "GitHubApp.client")]
+    both = related(runtime.store, APP.id, views_of("main", None), seeds, 10)
+    assert {(hit.document.name, hit.relation, hit.related_to) for hit in both} == {
+        ("GitHubApp.repos", "caller", "GitHubApp.client"), ("github_repos", "caller", "GitHubApp.client")}, \
+        "a function that calls one result is not a caller of another"

@@ -195,6 +195,8 @@ def related(store: Store, repo_id: int, views: Sequence[View], hits: Sequence[Hi
             if not callable_name(ref.name) or _same(ref, seed):
                 continue
             theirs = called(ref.calls)
+            if name not in theirs.names:  # it calls another seed's name
+                continue
             meant = resolve(ref.path, theirs.hints.get(name, set()), definitions.get(name, []), caller_name=ref.name,
                             receivers=theirs.receivers.get(name, set()))
             if any(_same(target, seed) for _, target in meant):
