@@ -2,8 +2,8 @@
 
 Every grammar wheel ships ``queries/tags.scm``: the definition and call queries behind GitHub's code navigation
 (and Aider's repository map). A language's calls are its ``@reference.call`` captures; where a grammar's file has
-none (C, C++) or builds on another's (TypeScript on JavaScript), small query files in ``bot/indexer/queries/``
-fill in, as they do for imports (Python ``from x import y``, JavaScript ``import {y} from './x'``), which say
+none (C, C++), misses a kind (Rust's ``Config::load()``) or builds on another's (TypeScript on JavaScript), small
+query files in ``bot/indexer/queries/`` fill in, as they do for imports (Python ``from x import y``, JavaScript ``import {y} from './x'``), which say
 where a called name comes from. A pattern that asserts ``(#is-not? local)`` (Ruby's bare identifiers) is honoured
 with the grammar's ``queries/locals.scm``.
 
@@ -52,7 +52,7 @@ _TAGS: dict[str, tuple[tuple[str, str], ...]] = {  # language -> query files (pa
     "tsx": (_JS, ("tree_sitter_typescript", "queries/tags.scm")),
     "java": (("tree_sitter_java", "queries/tags.scm"),),
     "go": (("tree_sitter_go", "queries/tags.scm"),),
-    "rust": (("tree_sitter_rust", "queries/tags.scm"),),
+    "rust": (("tree_sitter_rust", "queries/tags.scm"), (_OWN, "queries/rust-calls.scm")),
     "c": (("tree_sitter_c", "queries/tags.scm"), (_OWN, "queries/c-calls.scm")),
     "cpp": (("tree_sitter_cpp", "queries/tags.scm"), (_OWN, "queries/cpp-calls.scm")),
     "ruby": (("tree_sitter_ruby", "queries/tags.scm"),),
