@@ -76,8 +76,13 @@ def test_calls_are_bounded_whatever_the_file():
     many = "def f():\n    " + "x" * 150 + "()\n" + "".join(f"    call_{i}()\n" for i in range(1000))
     [f] = [unit for unit in chunk_file("many.py", many, max_unit_lines=10_000) if unit.name == "f"]
     assert len(f.calls) == tags.MAX_CALLS and f.calls[0] == "call_0", "the first names, none over 100 characters"
+    nested = "def g():\n    " + "(" * 50 + "h()" + ")" * 50 + "\n"
+    assert calls_of("nested.py", nested)["g"] == ("h",)
     hostile = "def g():\n    " + "(" * 3000 + "h()" + ")" * 3000 + "\n"
-    assert calls_of("hostile.py", hostile)["g"] == ("h",)
+    assert calls_of("hostile.py", hostile)["g"] == (), "a call deeper than MAX_DEPTH is not looked for"
+    chain = "def f():\n    return x" + ".go()" * 20_000 + "\n"  # the query's work grew with its square
+    calls = {entry for unit in chunk_file("chain.py", chain) for entry in unit.calls}
+    assert calls == {"go", "go^go"}, "the outer calls; the innermost, x.go(), lies deeper than MAX_DEPTH"
 
 
 def test_a_function_keeps_its_hash_whatever_it_calls_and_a_changed_import_rewrites_it_without_a_model_call(
@@ -210,3 +215,10 @@ def test_related_functions_follow_method_calls_to_their_class_not_to_a_namesake(
     assert {(hit.document.name, hit.relation, hit.related_to) for hit in both} == {
         ("GitHubApp.repos", "caller", "GitHubApp.client"), ("github_repos", "caller", "GitHubApp.client")}, \
         "a function that calls one result is not a caller of another"
+
+
+def test_a_name_imported_in_several_places_is_taken_from_the_last_import_every_time():
+    source = ("if a:\n    from .x import X as P\nelif b:\n    from .y import Y as P\nelse:\n    from .z import Z as P\n\n\n"
+              "def f():\n    return P()\n")
+    seen = {calls_of("pkg/m.py", source + " " * i)["f"] for i in range(12)}  # no cached parse: each text differs
+    assert seen == {("Z", "Z@pkg/z")}

@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 MAX_CALLS = 64  # distinct names recorded per unit
 MAX_CAPTURES = 20_000  # call captures read per file; a file with more keeps the first ones
 MAX_MATCHES = 4_096  # in-progress matches tree-sitter keeps per query (its own bound on memory)
+# Matches start at most this deep in the tree: deeper calls are not recorded. Real code nests far less; a chain of
+# thousands of calls (``x.go().go()…``) made the query's time grow with the square of its length (8 s for 100 KB).
+MAX_DEPTH = 256
 MAX_RECEIVERS = 4  # receivers recorded per called name and unit
 _NAME = re.compile(r"[^\s@]{1,100}")
 _HINT = re.compile(r"[^\s@]{1,300}")
@@ -66,8 +69,9 @@ _IMPORTS = {"python": ((_OWN, "queries/python-imports.scm"),), "javascript": _JS
 _STATEMENTS = frozenset({"import_from_statement", "import_statement"})
 _SELF = frozenset({"self", "this", "cls", "Self"})
 _CALLS = frozenset({"call", "call_expression", "method_invocation"})
-_IDENTIFIERS = frozenset({"identifier", "instance_variable", "constant", "namespace_identifier", "type_identifier",
-                          "field_identifier", "property_identifier", "this", "self"})
+_MEMBERS = frozenset({"attribute", "member_expression", "field_expression", "selector_expression", "field_access",
+                      "scoped_identifier", "qualified_identifier"})  # whose last named child is the member's name
+_RECEIVER_BYTES = 200
 _LITERALS = frozenset({  # a method of a literal (``", ".join``, ``[1, 2].map``) is never the repository's
     "string", "concatenated_string", "integer", "float", "list", "dictionary", "set", "tuple", "list_comprehension",
     "dictionary_comprehension", "set_comprehension", "generator_expression", "template_string", "string_literal",
@@ -75,7 +79,6 @@ _LITERALS = frozenset({  # a method of a literal (``", ".join``, ``[1, 2].map``)
     "char_literal", "true", "false", "none", "null", "nil", "simple_symbol", "hash", "array_creation_expression"})
 LITERAL = '"'  # what ``receiver`` says of a literal: such calls are not recorded
 _RECEIVER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
-_SEGMENTS = re.compile(r"\.|::|->")
 
 
 @dataclass(frozen=True)
@@ -120,24 +123,32 @@ def _text(node: Node) -> str:
 
 def receiver(target: Node) -> str:
     """What a method is called on, from the ``@call.receiver`` node: ``self``, ``super``, its last identifier (for a
-    call's result, the called name), ``LITERAL``, or ``?`` for another expression."""
-    kind = target.type
-    if kind in _LITERALS:
+    call's result, the called name), ``LITERAL``, or ``?`` for another expression. Only small nodes are read as
+    text, so a chain of thousands of calls costs no more than its length."""
+    if target.type in _LITERALS:
         return LITERAL
-    if kind in _IDENTIFIERS:
-        text = _text(target)
-        return "self" if text in _SELF else text.lstrip("@$") or "?"
-    text = _text(target).strip()
-    if text in _SELF:
-        return "self"
-    if text == "super" or text.startswith("super("):
-        return "super"
-    if kind in _CALLS:  # ``calibration(x).standardize()``, ``Cart(items).total()``: what made the object
+    if target.type in _CALLS:  # ``calibration(x).standardize()``, ``Cart(items).total()``: what made the object
         made = next((child for field in ("function", "name", "method")
                      if (child := target.child_by_field_name(field)) is not None), None)
-        text = _text(made).strip() if made is not None else "?"
-    last = _SEGMENTS.split(text)[-1].strip().lstrip("@$")
-    return last if _RECEIVER.fullmatch(last) else "?"
+        if made is None:
+            return "?"
+        if _small_text(made) == "super":  # ``super().save()``
+            return "super"
+        target = made
+    if target.type in _MEMBERS and target.named_child_count:  # ``self._client``, ``a::b``: its last part
+        target = target.named_child(target.named_child_count - 1)
+    text = _small_text(target)
+    if text in _SELF:
+        return "self"
+    if text == "super":
+        return "super"
+    text = text.lstrip("@$")
+    return text if _RECEIVER.fullmatch(text) else "?"
+
+
+def _small_text(node: Node) -> str:
+    """A node's text when it is short enough to be a name, else ""."""
+    return _text(node).strip() if node.end_byte - node.start_byte <= _RECEIVER_BYTES else ""
 
 
 def _receivers(targets: list[Node], methods: list[Node]) -> dict[int, str]:
@@ -154,7 +165,9 @@ def _receivers(targets: list[Node], methods: list[Node]) -> dict[int, str]:
 
 
 def _cursor(query: Query) -> QueryCursor:
-    return QueryCursor(query, match_limit=MAX_MATCHES)
+    cursor = QueryCursor(query, match_limit=MAX_MATCHES)
+    cursor.set_max_start_depth(MAX_DEPTH)
+    return cursor
 
 
 def _module_hint(language: str, path: str, module: str) -> str | None:
@@ -191,7 +204,7 @@ def _imports(language: str, path: str, captures: dict[str, list[Node]]) -> dict[
     aliases = {node.parent.start_byte: _text(node) for node in captures.get("import.alias", [])
                if node.parent is not None}
     found: dict[str, tuple[str, str]] = {}
-    for node in captures.get("import.name", []):
+    for node in sorted(captures.get("import.name", []), key=lambda node: node.start_byte):  # the last import wins
         module = modules.get(_statement(node).start_byte)
         hint = _module_hint(language, path, module) if module else None
         name = _text(node)
