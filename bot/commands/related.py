@@ -12,8 +12,9 @@ repository, best effort, without type inference:
   (``response`` for ``Response``, ``prices`` for ``Price``), else of classes whose name holds the receiver's
   (``store`` for ``LocalStore``, ``github_app`` for ``GitHubApp``), or to the functions of a module named so
   (``pricing.total()``, also when imported under another name); a fitting class in the caller's file first, else
-  the best fits (at most ``MAX_AMBIGUOUS``); else to a method in the caller's file. A method on an object whose type nothing
-  tells (``session.client()`` of a library) links nothing rather than the repository's one ``client`` method.
+  the best fits (at most ``MAX_AMBIGUOUS``); else to a method in the caller's file. A method on an object whose
+  type nothing tells (``session.client()`` of a library) links nothing rather than the repository's one
+  ``client`` method.
 """
 
 from __future__ import annotations
@@ -89,10 +90,12 @@ def _owner(name: str) -> str:
 
 
 def _squash(word: str) -> str:
+    """A name without underscores, in lower case: ``github_app`` and ``GitHubApp`` compare alike."""
     return word.replace("_", "").lower()
 
 
 def _few(found: list[tuple[str, DocumentRef]]) -> list[tuple[str, DocumentRef]]:
+    """``found`` when it is few enough to mean something (``MAX_AMBIGUOUS``), else nothing."""
     return found if len(found) <= MAX_AMBIGUOUS else []
 
 
@@ -142,8 +145,11 @@ def resolve(caller_path: str, hints: set[str], candidates: Sequence[tuple[str, D
             caller_name: str = "", receivers: Set[str] = frozenset()) -> list[tuple[str, DocumentRef]]:
     """Which of the functions named alike (``candidates``) a call from ``caller_name`` in ``caller_path`` means:
     its bare call (by ``hints`` from imports, the file, or few enough) and its calls on ``receivers``."""
+    kinds = set(receivers)
+    if hints or not kinds:
+        kinds.add("")  # a bare call (hints come only from bare calls)
     found: dict[str, tuple[str, DocumentRef]] = {}
-    for receiver in (set(receivers) | {""}) if hints or not receivers else receivers:  # hints come from bare calls
+    for receiver in kinds:
         if receiver:
             meant = _on_receiver(caller_path, caller_name, receiver, candidates)
         elif hints:
