@@ -132,12 +132,12 @@ def _on_receiver(caller_path: str, caller_name: str, receiver: str, candidates: 
     if receiver == "?":
         return _few(local)
     fits = [(_fit(receiver, _owner(c[1].name)), c) for c in methods]
-    modules = [c for c in candidates if not _owner(c[1].name) and receiver in _module_names(c[1].path)]
     nearby = [c for fit, c in fits if fit and c[1].path == caller_path]
     if nearby:
         return nearby
     best = max((fit for fit, _ in fits), default=0)
-    named = [c for fit, c in fits if fit and fit == best] + modules
+    named = [c for fit, c in fits if fit and fit == best]
+    named += [c for c in candidates if not _owner(c[1].name) and receiver in _module_names(c[1].path)]
     return _few(named) if named else _few(local)
 
 
@@ -186,7 +186,8 @@ def related(store: Store, repo_id: int, views: Sequence[View], hits: Sequence[Hi
     calls = {seed.id: called(seed.calls) for seed in seeds}
     names = {name for call in calls.values() for name in call.names} | {short_name(seed.name) for seed in seeds}
     definitions = _definitions(find_names(store, repo_id, views, sorted(names), MAX_DEFINITIONS))
-    calling = callers(store, repo_id, views, sorted({short_name(seed.name) for seed in seeds}))
+    calling = [(branch, ref, called(ref.calls))  # each caller's calls parsed once, whichever seed it calls
+               for branch, ref in callers(store, repo_id, views, sorted({short_name(seed.name) for seed in seeds}))]
     queues: list[list[tuple[str, DocumentRef, str, Document]]] = []
     for seed in seeds:
         queue: list[tuple[str, DocumentRef, str, Document]] = []
@@ -197,11 +198,8 @@ def related(store: Store, repo_id: int, views: Sequence[View], hits: Sequence[Hi
                             receivers=call.receivers.get(name, set()))
             queue += [(branch, ref, "callee", seed) for branch, ref in meant]
         name = short_name(seed.name)
-        for branch, ref in calling:
-            if not callable_name(ref.name) or _same(ref, seed):
-                continue
-            theirs = called(ref.calls)
-            if name not in theirs.names:  # it calls another seed's name
+        for branch, ref, theirs in calling:
+            if not callable_name(ref.name) or _same(ref, seed) or name not in theirs.names:  # (another seed's name)
                 continue
             meant = resolve(ref.path, theirs.hints.get(name, set()), definitions.get(name, []), caller_name=ref.name,
                             receivers=theirs.receivers.get(name, set()))

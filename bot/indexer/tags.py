@@ -3,8 +3,8 @@
 Every grammar wheel ships ``queries/tags.scm``: the definition and call queries behind GitHub's code navigation
 (and Aider's repository map). A language's calls are its ``@reference.call`` captures; where a grammar's file has
 none (C, C++), misses a kind (Rust's ``Config::load()``) or builds on another's (TypeScript on JavaScript), small
-query files in ``bot/indexer/queries/`` fill in, as they do for imports (Python ``from x import y``, JavaScript ``import {y} from './x'``), which say
-where a called name comes from. A pattern that asserts ``(#is-not? local)`` (Ruby's bare identifiers) is honoured
+query files in ``bot/indexer/queries/`` fill in, as they do for imports (Python ``from x import y``, JavaScript
+``import {y} from './x'``), which say where a called name comes from. A pattern that asserts ``(#is-not? local)`` (Ruby's bare identifiers) is honoured
 with the grammar's ``queries/locals.scm``.
 
 Each call is recorded on the innermost unit whose lines hold it, as the called name and, when an import says
@@ -46,26 +46,33 @@ MAX_DEPTH = 256
 MAX_RECEIVERS = 4  # receivers recorded per called name and unit
 _NAME = re.compile(r"[^\s@]{1,100}")
 _HINT = re.compile(r"[^\s@]{1,300}")
-_JS = ("tree_sitter_javascript", "queries/tags.scm")
 _OWN = "bot.indexer"
-_TAGS: dict[str, tuple[tuple[str, str], ...]] = {  # language -> query files (package, path), concatenated
-    "python": (("tree_sitter_python", "queries/tags.scm"),),
-    "javascript": (_JS,),
-    "typescript": (_JS, ("tree_sitter_typescript", "queries/tags.scm")),
-    "tsx": (_JS, ("tree_sitter_typescript", "queries/tags.scm")),
-    "java": (("tree_sitter_java", "queries/tags.scm"),),
-    "go": (("tree_sitter_go", "queries/tags.scm"),),
-    "rust": (("tree_sitter_rust", "queries/tags.scm"), (_OWN, "queries/rust-calls.scm")),
-    "c": (("tree_sitter_c", "queries/tags.scm"), (_OWN, "queries/c-calls.scm")),
-    "cpp": (("tree_sitter_cpp", "queries/tags.scm"), (_OWN, "queries/cpp-calls.scm")),
-    "ruby": (("tree_sitter_ruby", "queries/tags.scm"),),
+
+
+def _own(*names: str) -> tuple[tuple[str, str], ...]:
+    return tuple((_OWN, f"queries/{name}.scm") for name in names)
+
+
+# language -> query files (package, path), concatenated: the grammar's tags, then ours for calls it misses and for
+# what methods are called on (``@call.receiver``)
+_JS = (("tree_sitter_javascript", "queries/tags.scm"), *_own("javascript-receivers"))
+_TS = ("tree_sitter_typescript", "queries/tags.scm")
+_C = _own("c-calls", "c-receivers")
+_TAGS: dict[str, tuple[tuple[str, str], ...]] = {
+    "python": (("tree_sitter_python", "queries/tags.scm"), *_own("python-receivers")),
+    "javascript": _JS,
+    "typescript": (*_JS, _TS),
+    "tsx": (*_JS, _TS),
+    "java": (("tree_sitter_java", "queries/tags.scm"), *_own("java-receivers")),
+    "go": (("tree_sitter_go", "queries/tags.scm"), *_own("go-receivers")),
+    "rust": (("tree_sitter_rust", "queries/tags.scm"), *_own("rust-calls", "rust-receivers")),
+    "c": (("tree_sitter_c", "queries/tags.scm"), *_C),
+    "cpp": (("tree_sitter_cpp", "queries/tags.scm"), *_C, *_own("cpp-calls", "cpp-receivers")),
+    "ruby": (("tree_sitter_ruby", "queries/tags.scm"), *_own("ruby-receivers")),
 }
 _LOCALS = {"ruby": ("tree_sitter_ruby", "queries/locals.scm")}
-_RECEIVERS = {language: (_OWN, f"queries/{'javascript' if language in ('typescript', 'tsx') else language}"
-                                f"-receivers.scm") for language in _TAGS}
-_JS_IMPORTS = ((_OWN, "queries/javascript-imports.scm"),)
-_IMPORTS = {"python": ((_OWN, "queries/python-imports.scm"),), "javascript": _JS_IMPORTS, "typescript": _JS_IMPORTS,
-            "tsx": _JS_IMPORTS}
+_JS_IMPORTS = _own("javascript-imports")
+_IMPORTS = {"python": _own("python-imports"), "javascript": _JS_IMPORTS, "typescript": _JS_IMPORTS, "tsx": _JS_IMPORTS}
 _STATEMENTS = frozenset({"import_from_statement", "import_statement"})
 _SELF = frozenset({"self", "this", "cls", "Self"})
 _CALLS = frozenset({"call", "call_expression", "method_invocation"})
@@ -101,7 +108,7 @@ def _queries(language: str) -> _Queries | None:
     if sources is None:
         return None
     lang = grammar(language)
-    text = "\n".join(_read(*source) for source in (*sources, *_IMPORTS.get(language, ()), _RECEIVERS[language]))
+    text = "\n".join(_read(*source) for source in (*sources, *_IMPORTS.get(language, ())))
     query = Query(lang, text)
     local_patterns = frozenset(i for i in range(query.pattern_count)
                                if query.pattern_assertions(i).get("local") == (None, False))
@@ -259,8 +266,9 @@ def _scan(queries: _Queries, language: str, path: str, root: Node
         name = _text(node)
         if local and any(start <= node.start_byte < end and name in names for start, end, names in scopes):
             continue
-        if on.get(node.start_byte) != LITERAL:
-            calls.append((node.start_point[0], name, on.get(node.start_byte)))
+        target = on.get(node.start_byte)
+        if target != LITERAL:
+            calls.append((node.start_point[0], name, target))
     return calls, {}
 
 
@@ -317,9 +325,6 @@ def _entries(name: str, receivers: list[str | None], imports: dict[str, tuple[st
     """What a unit records of the calls of one name: the name (as imported), where an import says it comes from,
     and what it was called on, by its imported name (``bodies.f()`` after ``import opensearch_bodies as bodies``
     is ``f^opensearch_bodies``); only an import's bare call is renamed by it."""
-    if receivers == [None]:  # the common case: only bare calls
-        real, hint = imports.get(name, (name, ""))
-        return [real, f"{real}@{hint}"] if hint else [real]
     entries: list[str] = []
     via = list(dict.fromkeys(_imported(on, imports) for on in receivers if on is not None))
     if None in receivers:

@@ -1,4 +1,4 @@
-; Calls in C, which the grammar's own tags.scm does not capture (it has definitions only).
+; Calls in C and C++, which the grammars' own tags.scm do not capture (they have definitions only).
 
 (call_expression
   function: (identifier) @name) @reference.call

@@ -1,4 +1,4 @@
-; What a function pointer member is called through: `s.h()`, `p->h()` capture `s`/`p` and `h`.
+; What a function pointer member is called through: `s.h()`, `p->h()` capture `s`/`p` and `h` (C and C++).
 
 (call_expression
   function: (field_expression

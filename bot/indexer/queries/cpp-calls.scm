@@ -1,11 +1,4 @@
-; Calls in C++, which the grammar's own tags.scm does not capture (it has definitions only).
-
-(call_expression
-  function: (identifier) @name) @reference.call
-
-(call_expression
-  function: (field_expression
-    field: (field_identifier) @name)) @reference.call
+; Calls in C++ beyond C's (c-calls.scm, read for C++ too): through a namespace or class and to templates.
 
 (call_expression
   function: (qualified_identifier

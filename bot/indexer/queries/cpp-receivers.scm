@@ -1,9 +1,5 @@
-; What a method is called on: `s.h()`, `p->h()`, `this->h()`, and the class or namespace of `A::h()`, `A::h<T>()`.
-
-(call_expression
-  function: (field_expression
-    argument: (_) @call.receiver
-    field: (field_identifier) @call.method))
+; What a call in C++ goes through beyond C's (c-receivers.scm, read for C++ too): the class or namespace of
+; `A::h()` and `A::h<T>()`.
 
 (call_expression
   function: (qualified_identifier
