@@ -18,10 +18,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
+from bench_chunking import source_files  # noqa: E402
 
 from bot.commands.related import callable_name, called, resolve  # noqa: E402
 from bot.documents import DocumentRef, short_name  # noqa: E402
-from bot.indexer.chunker import chunk_file, language_for  # noqa: E402
+from bot.indexer.chunker import chunk_file  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 Link = tuple[str, str, str, str]  # (caller path:name, called name, receivers, callee id)
@@ -30,15 +31,11 @@ Link = tuple[str, str, str, str]  # (caller path:name, called name, receivers, c
 def units_of(root: Path) -> list[tuple[str, str, tuple[str, ...]]]:
     """(path, qualified name, calls) of every unit under ``root``."""
     found = []
-    for directory, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__pycache__")))
-        for name in sorted(files):
-            path = Path(directory, name)
-            if language_for(str(path)) is None:
-                continue
-            relative = str(path.relative_to(root))
-            source = path.read_bytes().decode("utf-8", "replace")
-            found += [(relative, unit.name, unit.calls) for unit in chunk_file(relative, source)]
+    for path in source_files(str(root)):
+        relative = os.path.relpath(path, root)
+        with open(path, "rb") as handle:
+            source = handle.read().decode("utf-8", "replace")
+        found += [(relative, unit.name, unit.calls) for unit in chunk_file(relative, source)]
     return found
 
 
