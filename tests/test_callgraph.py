@@ -7,8 +7,9 @@ from importlib import resources
 
 import pytest
 
-from bot.commands.related import MAX_AMBIGUOUS, module_matches, resolve
-from bot.documents import DocumentRef
+from bot.commands.related import MAX_AMBIGUOUS, module_matches, related, resolve
+from bot.commands.views import views_of
+from bot.documents import DocumentRef, Hit
 from bot.indexer import tags
 from bot.indexer.chunker import chunk_file
 from bot.indexer.languages import _GRAMMARS
@@ -185,10 +186,6 @@ def test_a_method_call_resolves_by_what_it_is_called_on():
 
 
 def test_related_functions_follow_method_calls_to_their_class_not_to_a_namesake(runtime, make_repo):
-    from bot.commands.related import related
-    from bot.commands.views import views_of
-    from bot.documents import Hit
-
     repo = make_repo("app")
     repo.write("app/github.py", "class GitHubApp:\n    def client(self, installation):\n"
                "        return self.token(installation)\n\n    def token(self, installation):\n"
