@@ -50,6 +50,7 @@ _OWN = "bot.indexer"
 
 
 def _own(*names: str) -> tuple[tuple[str, str], ...]:
+    """Our query files of those names (``bot/indexer/queries/<name>.scm``)."""
     return tuple((_OWN, f"queries/{name}.scm") for name in names)
 
 
@@ -92,7 +93,7 @@ _RECEIVER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 class _Queries:
     """A language's compiled queries."""
 
-    query: Query  # its tags (only the call patterns enabled, unless ``local_patterns``) and its imports
+    query: Query  # its tags, receivers and imports (only calls, receivers, imports enabled unless ``local_patterns``)
     local_patterns: frozenset[int]  # patterns that only match names that are not local variables
     locals: Query | None
 
